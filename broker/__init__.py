@@ -1,0 +1,1 @@
+"""Broker side: mosquitto configuration tooling and the demo's embedded broker."""

@@ -1,0 +1,388 @@
+"""Tensor encodings on the wire: ``f32``, ``f16``, ``q8`` and ``topk``, optionally zlib'd.
+
+A :class:`Tensor` is the wire form of one array (bytes plus the few numbers
+needed to read them); :meth:`Tensor.encode` makes one from a numpy array and
+:meth:`Tensor.decode` turns it back into float32. Byte layouts are in
+PROTOCOL.md ("Tensors"). All multi-byte numbers are little-endian.
+
+Worst-case absolute error per element, for an input ``x`` (see PROTOCOL.md):
+
+- ``f32``: 0 (exact).
+- ``f16``: ``|x| * 2**-11`` for ``|x| >= 2**-14``, else ``2**-25``; values
+  beyond 65504 are refused rather than turned into infinity.
+- ``q8`` (block B): ``max|x_block| / 254`` -- half a quantisation step.
+- ``topk`` (fraction p): dropped elements lose their value, each at most the
+  k-th largest magnitude; kept ones have the error of their value encoding.
+
+Compression (``+zlib``) is lossless and applies to the ``data`` field only.
+zlib was chosen over zstd: on 1M-parameter deltas the sizes differ by under
+1 % (both gain 7-14 %), and zlib is in every language's standard library and
+on microcontrollers (miniz), which matters more for devices than zstd's speed.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fedmq.errors import ConfigError, DecompressionBomb, EncodeError, LimitExceeded, TensorError
+from fedmq.limits import DEFAULT_LIMITS, Limits
+
+F32Array = npt.NDArray[np.float32]
+
+ENCODINGS = ("f32", "f16", "q8", "topk")
+TOPK_VALUES = ("f16", "q8")
+F16_MAX = 65504.0
+_ITEM = {"f32": 4, "f16": 2}
+_ZLIB_LEVEL = 6
+
+
+@dataclass(frozen=True, slots=True)
+class EncodingSpec:
+    """How a device encodes its delta, parsed from strings such as ``q8:256+zlib``.
+
+    Grammar: ``f32`` | ``f16`` | ``q8[:BLOCK]`` | ``topk[:FRACTION[:f16|q8]]``,
+    optionally followed by ``+zlib``. ``BLOCK`` 0 means one scale per tensor.
+    """
+
+    kind: str = "f32"
+    block: int = 0
+    fraction: float = 0.01
+    values: str = "f16"
+    compress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ENCODINGS:
+            raise ConfigError(f"unknown encoding {self.kind!r}; choose one of {ENCODINGS}")
+        if self.block < 0:
+            raise ConfigError(f"q8 block must be >= 0, got {self.block}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"topk fraction must be in (0, 1], got {self.fraction}")
+        if self.values not in TOPK_VALUES:
+            raise ConfigError(f"topk values must be one of {TOPK_VALUES}, got {self.values!r}")
+
+    @property
+    def lossy(self) -> bool:
+        return self.kind != "f32"
+
+    @classmethod
+    def parse(cls, text: str) -> EncodingSpec:
+        body, plus, comp = text.strip().partition("+")
+        if plus and comp != "zlib":
+            raise ConfigError(f"unknown compression {comp!r} in {text!r}; only 'zlib'")
+        kind, *args = body.split(":")
+        try:
+            if kind == "q8" and len(args) <= 1:
+                return cls("q8", block=int(args[0]) if args else 0, compress=bool(plus))
+            if kind == "topk" and len(args) <= 2:
+                fraction = float(args[0]) if args else 0.01
+                values = args[1] if len(args) == 2 else "f16"
+                return cls("topk", fraction=fraction, values=values, compress=bool(plus))
+            if kind in ("f32", "f16") and not args:
+                return cls(kind, compress=bool(plus))
+        except ValueError as exc:
+            raise ConfigError(f"bad encoding spec {text!r}: {exc}") from exc
+        raise ConfigError(f"bad encoding spec {text!r}")
+
+    def __str__(self) -> str:
+        text = self.kind
+        if self.kind == "q8":
+            text += f":{self.block}"
+        elif self.kind == "topk":
+            text += f":{self.fraction:g}:{self.values}"
+        return text + ("+zlib" if self.compress else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """One array in wire form. Construct with :meth:`encode` or :meth:`from_wire`."""
+
+    enc: str
+    shape: tuple[int, ...]
+    data: bytes
+    compressed: bool = False
+    block: int = 0  # q8: elements per scale, 0 = whole tensor
+    scales: bytes = b""  # q8: float32 per block
+    k: int = 0  # topk: number of kept elements
+    values: str = ""  # topk: "f16" | "q8"
+    scale: float = 0.0  # topk with q8 values: one scale
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def raw_len(self) -> int:
+        """Length of ``data`` once decompressed; fixed by shape and encoding."""
+        n = self.size
+        if self.enc in _ITEM:
+            return n * _ITEM[self.enc]
+        if self.enc == "q8":
+            return n
+        return self.k * (4 + (2 if self.values == "f16" else 1))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes this tensor occupies on the wire (data and scales)."""
+        return len(self.data) + len(self.scales)
+
+    # -- encoding -----------------------------------------------------------------
+
+    @classmethod
+    def encode(cls, array: npt.ArrayLike, spec: EncodingSpec | str = "f32") -> Tensor:
+        """Encode ``array`` (any real dtype, cast to float32) as ``spec`` says."""
+        if isinstance(spec, str):
+            spec = EncodingSpec.parse(spec)
+        x = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+        shape = tuple(int(d) for d in x.shape)
+        flat = x.reshape(-1)
+        if spec.lossy and not np.isfinite(flat).all():
+            raise EncodeError(f"{spec.kind} cannot encode non-finite values")
+        fields: dict[str, Any] = {}
+        if spec.kind == "f32":
+            raw = flat.astype("<f4").tobytes()
+        elif spec.kind == "f16":
+            raw = _to_f16(flat)
+        elif spec.kind == "q8":
+            q, scales, block = _quantize(flat, spec.block)
+            raw = q.tobytes()
+            fields = {"block": block, "scales": scales.astype("<f4").tobytes()}
+        else:
+            raw, fields = _topk(flat, spec)
+        if spec.compress:
+            raw = zlib.compress(raw, _ZLIB_LEVEL)
+        return cls(spec.kind, shape, raw, compressed=spec.compress, **fields)
+
+    # -- wire form ----------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"enc": self.enc, "shape": list(self.shape)}
+        if self.enc == "q8":
+            out["block"] = self.block
+            out["scales"] = self.scales
+        elif self.enc == "topk":
+            out["k"] = self.k
+            out["values"] = self.values
+            if self.values == "q8":
+                out["scale"] = self.scale
+        if self.compressed:
+            out["z"] = "zlib"
+        out["data"] = self.data
+        return out
+
+    @classmethod
+    def from_wire(cls, obj: Any, limits: Limits = DEFAULT_LIMITS) -> Tensor:
+        """Check the structure of an untrusted tensor map; no inflation happens here."""
+        if not isinstance(obj, dict):
+            raise TensorError("tensor must be a map")
+        enc = obj.get("enc")
+        if enc not in ENCODINGS:
+            raise TensorError(f"unknown tensor encoding {enc!r}")
+        shape = _shape(obj.get("shape"), limits)
+        data = obj.get("data")
+        if not isinstance(data, bytes):
+            raise TensorError("tensor data must be bytes")
+        z = obj.get("z")
+        if z not in (None, "zlib"):
+            raise TensorError(f"unknown tensor compression {z!r}")
+        kw: dict[str, Any] = {}
+        n = math.prod(shape)
+        if enc == "q8":
+            kw["block"] = _uint(obj.get("block"), "block")
+            scales = obj.get("scales")
+            if not isinstance(scales, bytes):
+                raise TensorError("q8 scales must be bytes")
+            if len(scales) != 4 * _num_blocks(n, kw["block"]):
+                raise TensorError("q8 scales length does not match shape and block")
+            kw["scales"] = scales
+        elif enc == "topk":
+            kw["k"] = _uint(obj.get("k"), "k")
+            if kw["k"] > n:
+                raise TensorError(f"topk k={kw['k']} exceeds tensor size {n}")
+            kw["values"] = obj.get("values")
+            if kw["values"] not in TOPK_VALUES:
+                raise TensorError(f"unknown topk value encoding {kw['values']!r}")
+            if kw["values"] == "q8":
+                scale = obj.get("scale")
+                if not isinstance(scale, float | int) or isinstance(scale, bool):
+                    raise TensorError("topk q8 scale must be a number")
+                kw["scale"] = float(scale)
+        tensor = cls(enc, shape, data, compressed=z == "zlib", **kw)
+        if tensor.raw_len > limits.max_decompressed_bytes:
+            raise DecompressionBomb(f"tensor would decode to {tensor.raw_len} bytes")
+        if not tensor.compressed and len(data) != tensor.raw_len:
+            raise TensorError(f"tensor data is {len(data)} bytes, shape needs {tensor.raw_len}")
+        if tensor.compressed and len(data) > zlib_bound(tensor.raw_len):
+            raise TensorError("compressed tensor data is longer than its raw form can be")
+        return tensor
+
+    # -- decoding -----------------------------------------------------------------
+
+    def raw(self) -> bytes:
+        """The uncompressed ``data``, inflating at most ``raw_len`` bytes."""
+        if not self.compressed:
+            return self.data
+        cached = self._cache.get("raw")
+        if cached is None:
+            cached = _inflate(self.data, self.raw_len)
+            self._cache["raw"] = cached
+        return bytes(cached)
+
+    def decode(self) -> F32Array:
+        """The tensor as a float32 array of ``shape``."""
+        raw = self.raw()
+        n = self.size
+        if self.enc == "f32":
+            flat = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        elif self.enc == "f16":
+            flat = np.frombuffer(raw, dtype="<f2").astype(np.float32)
+        elif self.enc == "q8":
+            q = np.frombuffer(raw, dtype=np.int8).astype(np.float32)
+            scales = np.frombuffer(self.scales, dtype="<f4").astype(np.float32)
+            per = np.repeat(scales, self.block)[:n] if self.block else np.full(n, scales[0])
+            flat = q * per if n else q
+        else:
+            flat = self._decode_topk(raw, n)
+        return flat.reshape(self.shape)
+
+    def _decode_topk(self, raw: bytes, n: int) -> F32Array:
+        k = self.k
+        idx = np.frombuffer(raw, dtype="<u4", count=k).astype(np.int64)
+        if k and (idx[-1] >= n or (k > 1 and not bool(np.all(np.diff(idx) > 0)))):
+            raise TensorError("topk indices must be strictly ascending and < size")
+        if self.values == "f16":
+            vals = np.frombuffer(raw, dtype="<f2", offset=4 * k).astype(np.float32)
+        else:
+            vals = np.frombuffer(raw, dtype=np.int8, offset=4 * k).astype(np.float32)
+            vals *= np.float32(self.scale)
+        flat = np.zeros(n, dtype=np.float32)
+        flat[idx] = vals
+        return flat
+
+
+# -- helpers ---------------------------------------------------------------------
+
+
+def zlib_bound(n: int) -> int:
+    """Upper bound of zlib's output for ``n`` input bytes (stored blocks + header)."""
+    return n + 5 * (n // 16383 + 1) + 64
+
+
+def _inflate(data: bytes, expected: int) -> bytes:
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, expected + 1)
+    except zlib.error as exc:
+        raise TensorError(f"corrupt zlib data: {exc}") from exc
+    if len(out) > expected or d.unconsumed_tail:
+        raise DecompressionBomb(f"compressed data inflates past the declared {expected} bytes")
+    if len(out) != expected or not d.eof:
+        raise TensorError(f"compressed data inflates to {len(out)} bytes, need {expected}")
+    return out
+
+
+def _uint(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TensorError(f"{what} must be a non-negative int, got {value!r}")
+    return value
+
+
+def _shape(value: Any, limits: Limits) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) > limits.max_ndim:
+        raise TensorError(f"shape must be a list of at most {limits.max_ndim} dims")
+    shape = tuple(_uint(d, "dimension") for d in value)
+    if math.prod(shape) > limits.max_elements:
+        raise LimitExceeded(f"tensor of shape {shape} exceeds {limits.max_elements} elements")
+    return shape
+
+
+def _num_blocks(n: int, block: int) -> int:
+    return 1 if block == 0 or n == 0 else -(-n // block)
+
+
+def _to_f16(flat: F32Array) -> bytes:
+    if flat.size and float(np.abs(flat).max()) > F16_MAX:
+        raise EncodeError(f"value beyond float16 range ±{F16_MAX}")
+    return flat.astype("<f2").tobytes()
+
+
+def _quantize(flat: F32Array, block: int) -> tuple[npt.NDArray[np.int8], F32Array, int]:
+    """Symmetric int8 quantisation with one float32 scale per block of ``block``."""
+    n = flat.size
+    if block >= n:
+        block = 0  # one block covers the tensor: say so with 0
+    nb = _num_blocks(n, block)
+    padded = np.zeros(nb * (block or n), dtype=np.float32)
+    padded[:n] = flat
+    rows = padded.reshape(nb, -1) if n else padded.reshape(1, 0)
+    scales = (np.abs(rows).max(axis=1) / 127.0).astype(np.float32) if n else np.zeros(1, np.float32)
+    safe = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    q = np.clip(np.rint(rows / safe[:, None]), -127, 127).astype(np.int8).reshape(-1)[:n]
+    return q, scales, block
+
+
+def _topk(flat: F32Array, spec: EncodingSpec) -> tuple[bytes, dict[str, Any]]:
+    n = flat.size
+    k = min(n, max(1, math.ceil(spec.fraction * n))) if n else 0
+    idx = np.sort(np.argpartition(np.abs(flat), n - k)[n - k :]) if k else np.zeros(0, np.int64)
+    vals = flat[idx]
+    fields: dict[str, Any] = {"k": k, "values": spec.values}
+    if spec.values == "f16":
+        vbytes = _to_f16(vals)
+    else:
+        q, scales, _ = _quantize(vals, 0)
+        vbytes = q.tobytes()
+        fields["scale"] = float(scales[0])
+    return idx.astype("<u4").tobytes() + vbytes, fields
+
+
+# -- many tensors --------------------------------------------------------------
+
+
+def encode_tensors(
+    arrays: Mapping[str, npt.ArrayLike], spec: EncodingSpec | str = "f32"
+) -> dict[str, Tensor]:
+    return {name: Tensor.encode(a, spec) for name, a in arrays.items()}
+
+
+def decode_tensors(tensors: Mapping[str, Tensor]) -> dict[str, F32Array]:
+    return {name: t.decode() for name, t in tensors.items()}
+
+
+class ErrorFeedback:
+    """Carries what a lossy encoding dropped into the next update (EF-SGD).
+
+    ``encode(delta)`` sends ``delta + residual`` and keeps the new residual
+    ``(delta + residual) - decoded``. Summed over updates, what the receiver
+    got differs from what the device meant to send by exactly the current
+    residual, whose size is bounded by one encoding's error.
+    """
+
+    def __init__(self, spec: EncodingSpec | str) -> None:
+        self.spec = EncodingSpec.parse(spec) if isinstance(spec, str) else spec
+        self.residual: dict[str, F32Array] = {}
+
+    def encode(self, delta: Mapping[str, npt.ArrayLike]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        residual: dict[str, F32Array] = {}
+        for name, value in delta.items():
+            x = np.asarray(value, dtype=np.float32)
+            prev = self.residual.get(name)
+            corrected = x + prev if prev is not None and prev.shape == x.shape else x
+            tensor = Tensor.encode(corrected, self.spec)
+            out[name] = tensor
+            if self.spec.lossy:
+                residual[name] = (corrected - tensor.decode()).astype(np.float32)
+        self.residual = residual
+        return out
+
+    def reset(self) -> None:
+        """Forget residuals (after a model shape change or a dropped update)."""
+        self.residual = {}
