@@ -136,10 +136,9 @@ def from_estimator(spec: ModelSpec, est: Any) -> dict[str, npt.NDArray[np.float3
     """The parameters of a fitted estimator as named float32 arrays of the spec's shapes."""
     if spec.family != SGD:
         raise ConfigError(f"no estimator for model family {spec.family!r}")
-    out = {
+    return {
         "coef": np.asarray(est.coef_, dtype=np.float32).reshape(spec.shapes()["coef"]),
         "intercept": np.asarray(est.intercept_, dtype=np.float32).reshape(
             spec.shapes()["intercept"]
         ),
     }
-    return out
