@@ -90,6 +90,6 @@ def decode(
         return cls.from_wire(obj, limits)
     except DecodeError:
         raise
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, RecursionError) as exc:
         # from_wire validates every field; this is the net for anything it missed.
         raise MalformedMessage(f"invalid {kind} message: {exc}") from exc

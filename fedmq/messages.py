@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from fedmq import PROTOCOL_MAJOR
-from fedmq.errors import ConfigError, DecodeError, LimitExceeded, MalformedMessage, RejectReason
+from fedmq.errors import (
+    ConfigError,
+    DecodeError,
+    DecompressionBomb,
+    LimitExceeded,
+    MalformedMessage,
+    RejectReason,
+)
 from fedmq.fields import (
     metrics_map,
     opt_bool,
@@ -34,6 +41,7 @@ from fedmq.topics import validate_id
 DEVICE_STATES = ("idle", "fetching", "training", "publishing", "waiting", "offline")
 NETWORKS = ("wifi", "cellular", "ethernet", "offline", "unknown")
 MODES = ("async", "sync")
+MAX_NAME = 128  # characters in a tensor or parameter name
 
 
 def _ident(obj: dict[str, Any], key: str) -> str:
@@ -49,14 +57,20 @@ def _tensors(obj: dict[str, Any], key: str, limits: Limits) -> dict[str, Tensor]
     if len(raw) > limits.max_tensors:
         raise LimitExceeded(f"{len(raw)} tensors exceed the limit of {limits.max_tensors}")
     out: dict[str, Tensor] = {}
-    budget = limits.max_elements
+    elements = limits.max_elements
+    inflated = limits.max_decompressed_bytes  # over the whole message, not per tensor
     for name, value in raw.items():
-        if not isinstance(name, str) or not 0 < len(name) <= 128:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
             raise MalformedMessage(f"bad tensor name {name!r}")
         tensor = Tensor.from_wire(value, limits)
-        budget -= tensor.size
-        if budget < 0:
+        elements -= tensor.size
+        if elements < 0:
             raise LimitExceeded(f"tensors exceed {limits.max_elements} elements in total")
+        inflated -= tensor.raw_len
+        if inflated < 0:
+            raise DecompressionBomb(
+                f"tensors would decode to over {limits.max_decompressed_bytes} bytes in total"
+            )
         out[name] = tensor
     return out
 

@@ -28,6 +28,24 @@ from fedmq.limits import DEFAULT_LIMITS, Limits
 SGD = "sklearn.linear_model.SGDClassifier"
 GENERIC = "generic"
 _SCALAR = (int, float, str, bool, type(None))
+MAX_NAME = 128  # characters in a parameter name (same bound as tensor names)
+MAX_CONFIG_DEPTH = 16
+
+
+def _check_config(value: Any, depth: int) -> None:
+    """Config is plain data: maps with string keys, lists, scalars and bytes, not too deep."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise MalformedMessage(f"model spec config nested deeper than {MAX_CONFIG_DEPTH}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise MalformedMessage("model spec config keys must be strings")
+            _check_config(v, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            _check_config(v, depth + 1)
+    elif not isinstance(value, (*_SCALAR, bytes)):
+        raise MalformedMessage(f"model spec config holds a {type(value).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +98,14 @@ class ModelSpec:
             raise MalformedMessage("model spec needs family (str), params (list), config (map)")
         if len(raw) > limits.max_tensors:
             raise MalformedMessage("model spec lists too many parameters")
+        _check_config(config, 0)
         params = []
         for item in raw:
             ok = (
                 isinstance(item, list)
                 and len(item) == 3
                 and isinstance(item[0], str)
+                and 0 < len(item[0]) <= MAX_NAME
                 and isinstance(item[1], list)
                 and len(item[1]) <= limits.max_ndim
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in item[1])

@@ -10,14 +10,18 @@ Worst-case absolute error per element, for an input ``x`` (see PROTOCOL.md):
 - ``f32``: 0 (exact).
 - ``f16``: ``|x| * 2**-11`` for ``|x| >= 2**-14``, else ``2**-25``; values
   beyond 65504 are refused rather than turned into infinity.
-- ``q8`` (block B): ``max|x_block| / 254`` -- half a quantisation step.
+- ``q8`` (block B): ``max|x_block| / 254`` -- half a quantisation step (plus
+  float32 rounding: a relative ``2**-20`` and, for blocks whose maximum is
+  below ``2**-119`` where the scale underflows, an absolute ``2**-140``).
 - ``topk`` (fraction p): dropped elements lose their value, each at most the
-  k-th largest magnitude; kept ones have the error of their value encoding.
+  k-th largest magnitude; kept ones have the error of their value encoding
+  (``f16`` as above, ``q8`` with one block over the kept values).
 
 Compression (``+zlib``) is lossless and applies to the ``data`` field only.
-zlib was chosen over zstd: on 1M-parameter deltas the sizes differ by under
-1 % (both gain 7-14 %), and zlib is in every language's standard library and
-on microcontrollers (miniz), which matters more for devices than zstd's speed.
+zlib was chosen over zstd: PROTOCOL.md ("Compression") quotes the measurement
+(``python -m bench.codec``); the sizes are close, and zlib is in every
+language's standard library and on microcontrollers (miniz), which matters more
+for devices than zstd's speed.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ F32Array = npt.NDArray[np.float32]
 ENCODINGS = ("f32", "f16", "q8", "topk")
 TOPK_VALUES = ("f16", "q8")
 F16_MAX = 65504.0
+F32_MAX = float(np.finfo(np.float32).max)
 _ITEM = {"f32": 4, "f16": 2}
 _ZLIB_LEVEL = 6
 
@@ -95,7 +100,7 @@ class EncodingSpec:
         if self.kind == "q8":
             text += f":{self.block}"
         elif self.kind == "topk":
-            text += f":{self.fraction:g}:{self.values}"
+            text += f":{self.fraction!r}:{self.values}"
         return text + ("+zlib" if self.compress else "")
 
 
@@ -192,28 +197,8 @@ class Tensor:
         z = obj.get("z")
         if z not in (None, "zlib"):
             raise TensorError(f"unknown tensor compression {z!r}")
-        kw: dict[str, Any] = {}
         n = math.prod(shape)
-        if enc == "q8":
-            kw["block"] = _uint(obj.get("block"), "block")
-            scales = obj.get("scales")
-            if not isinstance(scales, bytes):
-                raise TensorError("q8 scales must be bytes")
-            if len(scales) != 4 * _num_blocks(n, kw["block"]):
-                raise TensorError("q8 scales length does not match shape and block")
-            kw["scales"] = scales
-        elif enc == "topk":
-            kw["k"] = _uint(obj.get("k"), "k")
-            if kw["k"] > n:
-                raise TensorError(f"topk k={kw['k']} exceeds tensor size {n}")
-            kw["values"] = obj.get("values")
-            if kw["values"] not in TOPK_VALUES:
-                raise TensorError(f"unknown topk value encoding {kw['values']!r}")
-            if kw["values"] == "q8":
-                scale = obj.get("scale")
-                if not isinstance(scale, float | int) or isinstance(scale, bool):
-                    raise TensorError("topk q8 scale must be a number")
-                kw["scale"] = float(scale)
+        kw = _q8_fields(obj, n) if enc == "q8" else _topk_fields(obj, n) if enc == "topk" else {}
         tensor = cls(enc, shape, data, compressed=z == "zlib", **kw)
         if tensor.raw_len > limits.max_decompressed_bytes:
             raise DecompressionBomb(f"tensor would decode to {tensor.raw_len} bytes")
@@ -244,10 +229,12 @@ class Tensor:
         elif self.enc == "f16":
             flat = np.frombuffer(raw, dtype="<f2").astype(np.float32)
         elif self.enc == "q8":
-            q = np.frombuffer(raw, dtype=np.int8).astype(np.float32)
+            q = _int8(raw)
             scales = np.frombuffer(self.scales, dtype="<f4").astype(np.float32)
-            per = np.repeat(scales, self.block)[:n] if self.block else np.full(n, scales[0])
-            flat = q * per if n else q
+            if 0 < self.block < n:
+                flat = q * np.repeat(scales, self.block)[:n]
+            else:  # one block: block 0, or a block at least as long as the tensor
+                flat = q * scales[0] if n else q
         else:
             flat = self._decode_topk(raw, n)
         return flat.reshape(self.shape)
@@ -260,8 +247,7 @@ class Tensor:
         if self.values == "f16":
             vals = np.frombuffer(raw, dtype="<f2", offset=4 * k).astype(np.float32)
         else:
-            vals = np.frombuffer(raw, dtype=np.int8, offset=4 * k).astype(np.float32)
-            vals *= np.float32(self.scale)
+            vals = _int8(raw, 4 * k) * np.float32(self.scale)
         flat = np.zeros(n, dtype=np.float32)
         flat[idx] = vals
         return flat
@@ -285,6 +271,49 @@ def _inflate(data: bytes, expected: int) -> bytes:
         raise DecompressionBomb(f"compressed data inflates past the declared {expected} bytes")
     if len(out) != expected or not d.eof:
         raise TensorError(f"compressed data inflates to {len(out)} bytes, need {expected}")
+    if d.unused_data:
+        raise TensorError("trailing bytes after the zlib stream")
+    return out
+
+
+def _int8(raw: bytes, offset: int = 0) -> F32Array:
+    """Quantised values as float32; -128 is not a legal code (the range is symmetric)."""
+    q = np.frombuffer(raw, dtype=np.int8, offset=offset)
+    if q.size and int(q.min()) < -127:
+        raise TensorError("q8 value -128 is not allowed (codes are -127..127)")
+    return q.astype(np.float32)
+
+
+def _q8_fields(obj: dict[str, Any], n: int) -> dict[str, Any]:
+    block = _uint(obj.get("block"), "block")
+    scales = obj.get("scales")
+    if not isinstance(scales, bytes):
+        raise TensorError("q8 scales must be bytes")
+    if len(scales) != 4 * _num_blocks(n, block):
+        raise TensorError("q8 scales length does not match shape and block")
+    s = np.frombuffer(scales, dtype="<f4")
+    if not bool(np.all(np.isfinite(s))) or bool(np.any(s < 0)):
+        raise TensorError("q8 scales must be finite and >= 0")
+    return {"block": block, "scales": scales}
+
+
+def _topk_fields(obj: dict[str, Any], n: int) -> dict[str, Any]:
+    k = _uint(obj.get("k"), "k")
+    if k > n:
+        raise TensorError(f"topk k={k} exceeds tensor size {n}")
+    values = obj.get("values")
+    if values not in TOPK_VALUES:
+        raise TensorError(f"unknown topk value encoding {values!r}")
+    out: dict[str, Any] = {"k": k, "values": values}
+    if values == "q8":
+        scale = obj.get("scale")
+        if (
+            not isinstance(scale, float | int)
+            or isinstance(scale, bool)
+            or not 0.0 <= scale <= F32_MAX  # also refuses NaN; applied as a float32
+        ):
+            raise TensorError("topk q8 scale must be a finite number >= 0")
+        out["scale"] = float(scale)
     return out
 
 
@@ -298,7 +327,8 @@ def _shape(value: Any, limits: Limits) -> tuple[int, ...]:
     if not isinstance(value, list) or len(value) > limits.max_ndim:
         raise TensorError(f"shape must be a list of at most {limits.max_ndim} dims")
     shape = tuple(_uint(d, "dimension") for d in value)
-    if math.prod(shape) > limits.max_elements:
+    # each dimension is bounded too: a zero elsewhere would hide a huge one from the product
+    if math.prod(shape) > limits.max_elements or any(d > limits.max_elements for d in shape):
         raise LimitExceeded(f"tensor of shape {shape} exceeds {limits.max_elements} elements")
     return shape
 

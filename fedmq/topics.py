@@ -15,6 +15,9 @@ from fedmq.errors import ConfigError
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PREFIX_LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# canonical decimal chunk index (ASCII only: str.isdigit() also accepts "²", which int() refuses)
+_INDEX = re.compile(r"0|[1-9][0-9]{0,5}")
+MAX_CHUNK_INDEX = 999_999
 TOPIC_VERSION = "v1"
 
 
@@ -70,6 +73,8 @@ class Topics:
         return f"{self.base}/model/meta"
 
     def chunk(self, index: int) -> str:
+        if not isinstance(index, int) or not 0 <= index <= MAX_CHUNK_INDEX:
+            raise ConfigError(f"chunk index must be 0..{MAX_CHUNK_INDEX}, got {index!r}")
         return f"{self.base}/model/chunk/{index}"
 
     @property
@@ -108,7 +113,7 @@ class Topics:
                 return ParsedTopic(TopicKind.MODEL)
             case ["model", "meta"]:
                 return ParsedTopic(TopicKind.META)
-            case ["model", "chunk", idx] if idx.isdigit() and len(idx) <= 6:
+            case ["model", "chunk", idx] if _INDEX.fullmatch(idx):
                 return ParsedTopic(TopicKind.CHUNK, index=int(idx))
             case ["aggregator", "status"]:
                 return ParsedTopic(TopicKind.AGGREGATOR_STATUS)
