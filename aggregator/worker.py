@@ -1,0 +1,110 @@
+"""The blocking half of the shell: one batch of deltas in, durable state and verdicts out.
+
+:class:`Worker` runs in a thread (the service calls it through ``asyncio.to_thread``)
+and is the only code that touches the core. It folds a batch, flushes whenever the
+buffer is due, evaluates and encodes the newest model, and writes the state once
+per batch *before* returning, so whatever it returns is safe to acknowledge.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aggregator.core import Aggregator, Verdict
+from aggregator.metrics import Metrics
+from aggregator.publishing import Release, build_release
+from aggregator.settings import Settings
+from aggregator.store import Store
+from fedmq.tasks import LinearTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    verdicts: tuple[Verdict, ...]
+    release: Release | None  # the newest model, if the batch made one
+
+
+class Worker:
+    def __init__(self, core: Aggregator, task: LinearTask, store: Store, metrics: Metrics) -> None:
+        self.core = core
+        self.task = task
+        self.store = store
+        self.metrics = metrics
+
+    @classmethod
+    def open(cls, settings: Settings, task: LinearTask, store: Store, metrics: Metrics) -> Worker:
+        """Load the state, or create and persist version 0 from the task."""
+        state = store.load()
+        fresh = state is None
+        if state is None:
+            state = Aggregator.initial_state(settings.task, task.spec, task.initial_params(),
+                                             time.time())
+        worker = cls(Aggregator(settings, task.spec, state), task, store, metrics)
+        if fresh:
+            worker.core.metrics = worker.evaluate()
+            worker.save()
+            log.info("created version 0 of %s in %s", settings.task, settings.state_dir)
+        else:
+            log.info("resuming %s at version %d with %d buffered updates", settings.task,
+                     state.version, state.count)
+        metrics.buffered.set(worker.core.buffer.count)
+        return worker
+
+    def evaluate(self) -> dict[str, float]:
+        if len(self.task.test_set()) == 0:
+            return {}
+        return {"accuracy": self.task.evaluate(self.core.params)}
+
+    def save(self) -> None:
+        t0 = time.perf_counter()
+        self.store.save(self.core.snapshot())
+        self.metrics.persist.observe(time.perf_counter() - t0)
+
+    def initial_release(self) -> Release:
+        """The publication of the loaded state, to (re-)publish on connect."""
+        release = build_release(self.core, self.core.chunks)
+        self.core.chunks = len(release.publication.chunks)
+        return release
+
+    def process(self, items: list[tuple[str, bytes]]) -> BatchResult:
+        """Judge and fold ``items`` ((topic device, payload) pairs), flushing when due; an
+        empty list just checks the flush timer. State is durable when this returns."""
+        t0 = time.perf_counter()
+        core, m = self.core, self.metrics
+        verdicts: list[Verdict] = []
+        flushed = False
+        for device, payload in items:
+            verdict = core.offer(device, payload, time.monotonic())
+            verdicts.append(verdict)
+            self._count(verdict)
+            if core.due(time.monotonic()):
+                core.flush(time.monotonic(), time.time())
+                flushed = True
+        if not items and core.due(time.monotonic()):
+            core.flush(time.monotonic(), time.time())
+            flushed = True
+        release = None
+        if flushed:
+            core.metrics = self.evaluate()
+            release = build_release(core, core.chunks)
+            core.chunks = len(release.publication.chunks)
+        if flushed or any(v.folded for v in verdicts):
+            self.save()
+        m.version.set(core.version)
+        m.buffered.set(core.buffer.count)
+        if items:
+            m.aggregation.observe(time.perf_counter() - t0)
+        return BatchResult(tuple(verdicts), release)
+
+    def _count(self, verdict: Verdict) -> None:
+        m, ack = self.metrics, verdict.ack
+        m.update_bytes.observe(verdict.nbytes)
+        if ack.accepted:
+            m.accepted.inc()
+            m.staleness.observe(ack.staleness or 0)
+        elif ack.reason is not None:
+            m.rejected(ack.reason)
