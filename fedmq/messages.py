@@ -390,6 +390,11 @@ class DeviceStatus:
         }
 
     @classmethod
+    def last_will(cls, task: str, device: str, ts: float) -> DeviceStatus:
+        """The will a device registers at connect (``ts`` is the connect time)."""
+        return cls(task, device, False, ts, state="offline", network="offline")
+
+    @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> DeviceStatus:
         state = req_str(obj, "state", max_len=16)
         network = req_str(obj, "network", max_len=16)
@@ -431,6 +436,13 @@ class AggregatorStatus:
             "version": self.version,
             "mode": self.mode,
         }
+
+    @classmethod
+    def last_will(
+        cls, task: str, ts: float, version: int | None = None, mode: str = "async"
+    ) -> AggregatorStatus:
+        """The will the aggregator registers at connect (``ts`` is the connect time)."""
+        return cls(task, False, ts, version, mode)
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> AggregatorStatus:

@@ -44,6 +44,8 @@ ENCODINGS = ("f32", "f16", "q8", "topk")
 TOPK_VALUES = ("f16", "q8")
 F16_MAX = 65504.0
 F32_MAX = float(np.finfo(np.float32).max)
+# largest q8 scale: 127 * scale must stay finite in float32 (the encoder's is max|x| / 127)
+Q8_MAX_SCALE = float(np.nextafter(np.float32(F32_MAX / 127), np.float32(0)))
 _ITEM = {"f32": 4, "f16": 2}
 _ZLIB_LEVEL = 6
 
@@ -145,7 +147,8 @@ class Tensor:
         """Encode ``array`` (any real dtype, cast to float32) as ``spec`` says."""
         if isinstance(spec, str):
             spec = EncodingSpec.parse(spec)
-        x = np.ascontiguousarray(np.asarray(array, dtype=np.float32))
+        # order="C", not ascontiguousarray: that one turns a 0-d array into shape (1,)
+        x = np.asarray(array, dtype=np.float32, order="C")
         shape = tuple(int(d) for d in x.shape)
         flat = x.reshape(-1)
         if spec.lossy and not np.isfinite(flat).all():
@@ -292,8 +295,8 @@ def _q8_fields(obj: dict[str, Any], n: int) -> dict[str, Any]:
     if len(scales) != 4 * _num_blocks(n, block):
         raise TensorError("q8 scales length does not match shape and block")
     s = np.frombuffer(scales, dtype="<f4")
-    if not bool(np.all(np.isfinite(s))) or bool(np.any(s < 0)):
-        raise TensorError("q8 scales must be finite and >= 0")
+    if not bool(np.all((s >= 0) & (s <= Q8_MAX_SCALE))):  # also refuses NaN
+        raise TensorError(f"q8 scales must be in [0, {Q8_MAX_SCALE}]")
     return {"block": block, "scales": scales}
 
 
@@ -310,9 +313,9 @@ def _topk_fields(obj: dict[str, Any], n: int) -> dict[str, Any]:
         if (
             not isinstance(scale, float | int)
             or isinstance(scale, bool)
-            or not 0.0 <= scale <= F32_MAX  # also refuses NaN; applied as a float32
+            or not 0.0 <= scale <= Q8_MAX_SCALE  # also refuses NaN; applied as a float32
         ):
-            raise TensorError("topk q8 scale must be a finite number >= 0")
+            raise TensorError(f"topk q8 scale must be a number in [0, {Q8_MAX_SCALE}]")
         out["scale"] = float(scale)
     return out
 
@@ -353,6 +356,7 @@ def _quantize(flat: F32Array, block: int) -> tuple[npt.NDArray[np.int8], F32Arra
     padded[:n] = flat
     rows = padded.reshape(nb, -1) if n else padded.reshape(1, 0)
     scales = (np.abs(rows).max(axis=1) / 127.0).astype(np.float32) if n else np.zeros(1, np.float32)
+    scales = np.minimum(scales, np.float32(Q8_MAX_SCALE))  # 127 * scale must stay finite
     safe = np.where(scales > 0, scales, 1.0).astype(np.float32)
     q = np.clip(np.rint(rows / safe[:, None]), -127, 127).astype(np.int8).reshape(-1)[:n]
     return q, scales, block

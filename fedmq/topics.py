@@ -73,7 +73,7 @@ class Topics:
         return f"{self.base}/model/meta"
 
     def chunk(self, index: int) -> str:
-        if not isinstance(index, int) or not 0 <= index <= MAX_CHUNK_INDEX:
+        if type(index) is not int or not 0 <= index <= MAX_CHUNK_INDEX:  # bool is no index
             raise ConfigError(f"chunk index must be 0..{MAX_CHUNK_INDEX}, got {index!r}")
         return f"{self.base}/model/chunk/{index}"
 
