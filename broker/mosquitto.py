@@ -103,7 +103,9 @@ class Mosquitto:
         conf.write_text(self._config())
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                [binary, "-c", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         if not wait_for_port("127.0.0.1", self.port, timeout):
