@@ -44,7 +44,7 @@ class Buffer:
             tmp = self._scratch.get(name)
             if tmp is None:
                 tmp = self._scratch[name] = np.empty_like(acc)
-            np.multiply(delta[name], c, out=tmp)  # no per-update allocation
+            np.multiply(delta[name], c, out=tmp, dtype=np.float64)  # no allocation per update
             np.add(acc, tmp, out=acc)
         self.total_samples += num_samples
         self.count += 1

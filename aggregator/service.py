@@ -132,8 +132,8 @@ class Service:
                 async with self._client() as client:
                     attempt = 0
                     await self._session(client, stop, ready)
-            except aiomqtt.MqttError as exc:
-                log.warning("broker connection lost or refused: %s", exc)
+            except* aiomqtt.MqttError as group:  # raised bare, or from the session's TaskGroup
+                log.warning("broker connection lost or refused: %s", group.exceptions[0])
             if stop.is_set():
                 break
             delay = backoff_delay(attempt, u=rng.random())

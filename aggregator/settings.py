@@ -56,8 +56,8 @@ class Settings:
             raise ConfigError("--buffer-timeout, --round-deadline and --server-lr must be > 0")
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError("--max-norm must be > 0")
-        if self.max_packet is not None and self.max_packet < 4096:
-            raise ConfigError("--max-packet must be at least 4096 bytes (or 0 for no limit)")
+        if self.max_packet is not None and self.max_packet < 1536:
+            raise ConfigError("--max-packet must be at least 1536 bytes (or 0 for no limit)")
 
     @property
     def sync(self) -> bool:

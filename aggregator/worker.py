@@ -67,7 +67,9 @@ class Worker:
     def initial_release(self) -> Release:
         """The publication of the loaded state, to (re-)publish on connect."""
         release = build_release(self.core, self.core.chunks)
-        self.core.chunks = len(release.publication.chunks)
+        if len(release.publication.chunks) != self.core.chunks:
+            self.core.chunks = len(release.publication.chunks)
+            self.save()  # remember how many chunks may be retained, to clear them later
         return release
 
     def process(self, items: list[tuple[str, bytes]]) -> BatchResult:
