@@ -78,7 +78,8 @@ def _values(n: int, seed: int, scale: float = 1.0) -> np.ndarray[Any, np.dtype[n
     """Distinct float32 values (no ties, so topk's choice is unambiguous)."""
     rng = np.random.default_rng(seed)
     x = (rng.permutation(n) + 1) * (1.0 + rng.random(n) * 0.01) * rng.choice([-1.0, 1.0], n)
-    return (x * scale / n).astype(np.float32)
+    out: np.ndarray[Any, np.dtype[np.float32]] = (x * scale / n).astype(np.float32)
+    return out
 
 
 def _tensor_cases() -> dict[str, tuple[str, dict[str, np.ndarray[Any, Any]]]]:
