@@ -135,6 +135,11 @@ class Mosquitto:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its password and ACL files (and most settings)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
+
     def restart(self, *, hard: bool = False) -> None:
         self.kill() if hard else self.stop()
         self.start()

@@ -118,13 +118,20 @@ def write_passwd(path: Path, entries: Mapping[str, str]) -> None:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by the owner only."""
+    """Write ``text`` to ``path`` atomically, readable by the owner only.
+
+    A replaced file keeps its owner when we can set it (root), so that adding a
+    device as root leaves the password file readable by the broker's account.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    owner = path.stat() if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as out:
             out.write(text)
         os.chmod(tmp, 0o600)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(tmp, owner.st_uid, owner.st_gid)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

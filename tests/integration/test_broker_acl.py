@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import os
 import queue
+import re
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from broker import conf, passwd
 from broker.mosquitto import Mosquitto, free_port
+from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[2]
 WAIT = 10.0  # generous bound for events that normally take milliseconds
 NOT_AUTHORIZED = 135
 BASE = "fedmq/v1/digits"
@@ -243,3 +251,75 @@ def test_simulator_acts_for_every_simulated_device_but_never_as_aggregator(
     aggregator = connect("aggregator")
     assert aggregator.publish(f"{BASE}/ack/sim-7") == 0
     assert simulator.received_until(f"{BASE}/ack/sim-7") == [f"{BASE}/ack/sim-7"]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return loaded
+
+
+def _require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{binary} is not installed")
+        pytest.skip(f"{binary} is not installed")
+    return path
+
+
+def test_compose_credential_flow_on_a_real_broker(
+    mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path
+) -> None:
+    """broker-init's script, then the mosquitto healthcheck and the services' logins."""
+    services = _compose()["services"]
+    auth, credentials = tmp_path / "auth", tmp_path / "credentials"
+    script = services["broker-init"]["command"][0]
+    script = script.replace("/auth/", f"{auth}/").replace("/credentials/", f"{credentials}/")
+    if not _is_root():
+        script = re.sub(r"^chown .*$", "", script, flags=re.M)  # only root can give files away
+    fedmq_bin = tmp_path / "bin" / "fedmq"
+    fedmq_bin.parent.mkdir()
+    fedmq_bin.write_text(f'#!/bin/sh\nexec {sys.executable} -m fedmq "$@"\n')
+    fedmq_bin.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fedmq_bin.parent}:{os.environ['PATH']}"}
+    for _ in range(2):  # a second `docker compose up` re-runs it and must keep the passwords
+        subprocess.run(["sh", "-ec", script], env=env, check=True)
+    assert sorted(passwd.read_passwd(auth / "passwd")) == ["aggregator", "monitor", "simulator"]
+
+    port = free_port()
+    text = conf.localize(
+        conf.CONF_PATH.read_text(),
+        port=port,
+        data_dir=tmp_path,
+        passwd_file=auth / "passwd",
+        acl_file=conf.ACL_PATH,
+        run_as="root" if _is_root() else None,
+    )
+    broker = mosquitto_factory(port=port, config_text=text)
+
+    health = services["mosquitto"]["healthcheck"]["test"][1].replace("$$", "$")
+    health = health.replace("/mosquitto/auth/", f"{auth}/").replace("-p 1883", f"-p {port}")
+    _require("mosquitto_sub")
+    subprocess.run(["sh", "-c", health], check=True, timeout=30)
+
+    for service in ("aggregator", "devices"):
+        environment = services[service]["environment"]
+        user = environment["FEDMQ_BROKER"].split("://")[1].split("@")[0]
+        secret = environment["FEDMQ_BROKER_PASSWORD_FILE"].replace(
+            "/run/fedmq/credentials/", f"{credentials}/"
+        )
+        client = Client(broker.port, user, Path(secret).read_text().strip())
+        assert client.connect() == 0, service
+        client.close()
+
+
+def test_devices_added_later_log_in_after_a_reload(broker: Mosquitto, tmp_path: Path) -> None:
+    assert Client(broker.port, "dev-new", "pw").connect() == NOT_AUTHORIZED
+    passwd.set_password(tmp_path / "passwd", "dev-new", "pw")
+    broker.reload()
+    for _ in range(50):  # the reload happens on the broker's next loop; poll, don't sleep-assert
+        client = Client(broker.port, "dev-new", "pw")
+        if client.connect() == 0:
+            client.close()
+            return
+    pytest.fail("mosquitto did not pick up the new password file after SIGHUP")
