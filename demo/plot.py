@@ -29,6 +29,7 @@ def plot_progress(
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1)
+        ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
