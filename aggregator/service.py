@@ -117,6 +117,7 @@ class Service:
             max_queued_incoming_messages=INCOMING_QUEUE,
             queue_type=counting_queue(self.metrics.dropped.inc),
         )
+        client.pending_calls_threshold = 1000  # acks go out concurrently by design
         # aiomqtt has no switch for this; see the module docstring for why we need it.
         client._client.manual_ack_set(True)
         return client
