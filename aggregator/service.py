@@ -39,6 +39,7 @@ import asyncio
 import functools
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ from aggregator.metrics import Metrics
 from aggregator.publishing import Release, status_payload
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.worker import BatchResult, Worker
+from aggregator.worker import BatchResult, ModelSource, Worker
 from fedmq import codec
 from fedmq.errors import DecodeError
 from fedmq.tasks import get_task
@@ -63,6 +64,9 @@ from fedmq.topics import TopicKind
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INCOMING_QUEUE = 10_000  # aiomqtt's queue: far above any broker in-flight window
+# paho leaves Nagle on; small acks and PUBACKs then wait out delayed ACKs (~40 ms each).
+OUTBOX = 8  # batches of acks waiting to be sent; the worker waits when it is full
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 async def finish_in_thread(fn: Callable[[], T]) -> T:
@@ -90,10 +94,11 @@ def counting_queue(dropped: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Me
 
 @dataclass
 class Connection:
-    """What one connected session needs."""
+    """What one connected session needs: reader -> queue -> worker -> outbox -> sender."""
 
     client: aiomqtt.Client
     queue: asyncio.Queue[aiomqtt.Message]
+    outbox: asyncio.Queue[BatchResult | None]
 
 
 class Service:
@@ -116,6 +121,7 @@ class Service:
             tls_params=aiomqtt.TLSParameters() if b.tls else None,
             max_queued_incoming_messages=INCOMING_QUEUE,
             queue_type=counting_queue(self.metrics.dropped.inc),
+            socket_options=NODELAY,
         )
         client.pending_calls_threshold = 1000  # acks go out concurrently by design
         # aiomqtt has no switch for this; see the module docstring for why we need it.
@@ -157,10 +163,12 @@ class Service:
                  self.settings.identifier, self.core.version)
         if ready is not None:
             ready.set()
-        conn = Connection(client, asyncio.Queue(maxsize=self.settings.queue_size))
+        conn = Connection(client, asyncio.Queue(maxsize=self.settings.queue_size),
+                          asyncio.Queue(maxsize=OUTBOX))
         async with asyncio.TaskGroup() as tg:
             reader = tg.create_task(self._read(conn), name="aggregator-reader")
             tg.create_task(self._work(conn, stop, reader), name="aggregator-worker")
+            tg.create_task(self._send(conn), name="aggregator-sender")
         await self._publish_status(client, online=False)
 
     async def _read(self, conn: Connection) -> None:
@@ -195,8 +203,23 @@ class Service:
             result = await finish_in_thread(functools.partial(self.worker.process, items))
             for message in batch:
                 _puback(conn.client, message)  # durable (or rejected): the broker may forget it
-            await self._deliver(conn.client, result)
+            await conn.outbox.put(result)
         reader.cancel()
+        await conn.outbox.put(None)
+
+    async def _send(self, conn: Connection) -> None:
+        """Publish models and acks in order while the worker folds the next batch."""
+        while (result := await conn.outbox.get()) is not None:
+            verdicts = list(result.verdicts)
+            release = result.release
+            while not conn.outbox.empty():  # catch up: only the newest model matters
+                more = conn.outbox.get_nowait()
+                if more is None:
+                    await conn.outbox.put(None)
+                    break
+                verdicts.extend(more.verdicts)
+                release = more.release or release
+            await self._deliver(conn.client, BatchResult(tuple(verdicts), release))
 
     async def _next_batch(
         self, queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event
@@ -261,17 +284,18 @@ def _puback(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
 
 async def run_aggregator(
     settings: Settings, *, registry: CollectorRegistry, stop: asyncio.Event,
-    ready: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None, task: ModelSource | None = None,
 ) -> None:
     """Run the aggregator until ``stop`` is set (the in-process API; the CLI wraps it).
 
-    Loads or creates the state (version 0 from the task's initial parameters),
-    serves metrics on ``settings.metrics_port`` unless it is 0, and returns after a
-    clean shutdown: state durable, offline status published when connected.
+    ``task`` overrides the model source named by ``settings.task`` (benchmarks use
+    synthetic models of any size). Loads or creates the state (version 0 from the
+    task's initial parameters), serves metrics on ``settings.metrics_port`` unless it
+    is 0, and returns after a clean shutdown: state durable, offline status published.
     """
     metrics = Metrics(registry, settings.task)
-    task = get_task(settings.task)
-    worker = await asyncio.to_thread(Worker.open, settings, task, Store(settings.state_dir),
+    source = task if task is not None else get_task(settings.task)
+    worker = await asyncio.to_thread(Worker.open, settings, source, Store(settings.state_dir),
                                      metrics)
     server = None
     if settings.metrics_port:

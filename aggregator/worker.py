@@ -11,15 +11,30 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from aggregator.core import Aggregator, Verdict
 from aggregator.metrics import Metrics
 from aggregator.publishing import Release, build_release
 from aggregator.settings import Settings
 from aggregator.store import Store
-from fedmq.tasks import LinearTask
+from fedmq.modelspec import ModelSpec
+from fedmq.tasks import Dataset, Params
 
 log = logging.getLogger(__name__)
+
+
+class ModelSource(Protocol):
+    """What the aggregator needs of a task (:class:`fedmq.tasks.Task` has all of it)."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    def initial_params(self) -> Params: ...
+
+    def test_set(self) -> Dataset: ...
+
+    def evaluate(self, params: Params) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +44,14 @@ class BatchResult:
 
 
 class Worker:
-    def __init__(self, core: Aggregator, task: LinearTask, store: Store, metrics: Metrics) -> None:
+    def __init__(self, core: Aggregator, task: ModelSource, store: Store, metrics: Metrics) -> None:
         self.core = core
         self.task = task
         self.store = store
         self.metrics = metrics
 
     @classmethod
-    def open(cls, settings: Settings, task: LinearTask, store: Store, metrics: Metrics) -> Worker:
+    def open(cls, settings: Settings, task: ModelSource, store: Store, metrics: Metrics) -> Worker:
         """Load the state, or create and persist version 0 from the task."""
         state = store.load()
         fresh = state is None

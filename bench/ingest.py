@@ -1,0 +1,187 @@
+"""Aggregator ingest: deltas folded per second end to end through a real mosquitto.
+
+For each model size, in the same run and against the same broker:
+
+* ``e2e``: one publisher sends M f32 deltas at QoS 1; the in-process aggregator
+  (FedBuff, K=10) decodes, folds, persists and acks them; the rate is M over the
+  time from the first publish to the last ack (an ack means durable).
+* ``bare``: a plain aiomqtt subscriber (automatic PUBACK, does nothing) receives the
+  same M payloads: the rate the broker and one MQTT client can move them.
+* ``numpy``: ``Buffer.add`` over the same already-decoded arrays: the fold alone.
+
+Reported as medians over repeats, with ``e2e/bare`` and ``e2e/numpy`` ratios.
+Usage: ``python -m bench.ingest [--tiny] [--repeats R] [--sizes 10000,100000,1000000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from aggregator.folding import Buffer
+from aggregator.service import NODELAY, run_aggregator
+from aggregator.settings import Settings
+from aggregator.staleness import Staleness
+from bench.common import Emitter, add_output_args
+from broker.mosquitto import Mosquitto
+from fedmq import codec
+from fedmq.brokerurl import BrokerURL
+from fedmq.messages import Delta
+from fedmq.modelspec import GENERIC, ModelSpec, ParamSpec
+from fedmq.tasks import Dataset, Params
+from fedmq.tensors import Tensor
+from fedmq.topics import Topics
+
+TASK = "bench"
+TOPICS = Topics(TASK)
+
+
+@dataclass(frozen=True)
+class FlatModel:
+    """A model of ``n`` float32 parameters and no evaluation data."""
+
+    n: int
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec(GENERIC, (ParamSpec("w", (self.n,)),))
+
+    def initial_params(self) -> Params:
+        return self.spec.zeros()
+
+    def test_set(self) -> Dataset:
+        return Dataset(np.zeros((0, 1), np.float32), np.zeros(0, np.int64))
+
+    def evaluate(self, params: Params) -> float:
+        raise NotImplementedError("no evaluation data")
+
+
+def payloads(n: int, count: int, distinct: int = 4) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    tensors = [Tensor.encode(rng.normal(0, 0.01, n).astype(np.float32)) for _ in range(distinct)]
+    return [codec.encode(Delta(TASK, f"sim-{i % 100:05d}", f"u{i}", 0, 10,
+                               {"w": tensors[i % distinct]}, 1.0)) for i in range(count)]
+
+
+async def publish_all(port: int, items: list[bytes], done: asyncio.Event) -> float:
+    """Publish ``items`` at QoS 1 and return the seconds until ``done`` is set."""
+    async with aiomqtt.Client("127.0.0.1", port, max_inflight_messages=100,
+                              socket_options=NODELAY) as pub:
+        pub.pending_calls_threshold = 1 << 30
+        t0 = time.perf_counter()
+        await asyncio.gather(*(pub.publish(TOPICS.delta(f"sim-{i % 100:05d}"), p, qos=1)
+                               for i, p in enumerate(items)))
+        await done.wait()
+        return time.perf_counter() - t0
+
+
+async def e2e_rate(broker: Mosquitto, n: int, items: list[bytes], k: int) -> float:
+    with tempfile.TemporaryDirectory(prefix="fedmq-bench-") as d:
+        s = Settings(BrokerURL.parse(broker.url), TASK, Path(d), buffer=k,
+                     staleness=Staleness("fedbuff"), max_staleness=10**6,
+                     client_id=f"bench-{time.monotonic_ns()}", buffer_timeout=3600)
+        stop, ready, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        acks = 0
+
+        async def count_acks(client: aiomqtt.Client) -> None:
+            nonlocal acks
+            async for _ in client.messages:
+                acks += 1
+                if acks == len(items):
+                    done.set()
+                    return
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_aggregator(s, registry=CollectorRegistry(), stop=stop,
+                                          ready=ready, task=FlatModel(n)), name="aggregator")
+            await ready.wait()
+            async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as sub:
+                await sub.subscribe(TOPICS.base + "/ack/+", qos=1)
+                counter = tg.create_task(count_acks(sub), name="acks")
+                elapsed = await publish_all(broker.port, items, done)
+                await counter
+            stop.set()
+        return len(items) / elapsed
+
+
+async def bare_rate(broker: Mosquitto, items: list[bytes]) -> float:
+    done = asyncio.Event()
+    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bench-bare",
+                              clean_session=True, socket_options=NODELAY) as sub:
+        await sub.subscribe(TOPICS.delta_filter, qos=1)
+
+        async def count() -> None:
+            got = 0
+            async for _ in sub.messages:
+                got += 1
+                if got == len(items):
+                    done.set()
+                    return
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(count(), name="bare-subscriber")
+            elapsed = await publish_all(broker.port, items, done)
+    return len(items) / elapsed
+
+
+def numpy_rate(n: int, items: list[bytes]) -> float:
+    arrays = [codec.decode(p, Delta).tensors["w"].decode() for p in items[:4]]
+    buf = Buffer.empty({"w": (n,)})
+    t0 = time.perf_counter()
+    for i in range(len(items)):
+        buf.add({"w": arrays[i % len(arrays)]}, 0.5, 10)
+    return len(items) / (time.perf_counter() - t0)
+
+
+def count_for(n: int, tiny: bool) -> int:
+    if tiny:
+        return 40
+    return max(100, min(3000, 400_000_000 // (4 * n) // 2))  # ~200 MB of deltas per run
+
+
+async def run(emit: Emitter, sizes: Sequence[int], repeats: int, tiny: bool, k: int) -> None:
+    with Mosquitto(max_queued_messages=1_000_000) as broker:
+        for n in sizes:
+            items = payloads(n, count_for(n, tiny))
+            runs: dict[str, list[float]] = {"e2e": [], "bare": [], "numpy": []}
+            for _ in range(repeats):
+                runs["bare"].append(await bare_rate(broker, items))
+                runs["e2e"].append(await e2e_rate(broker, n, items, k))
+                runs["numpy"].append(numpy_rate(n, items))
+            med = {key: statistics.median(v) for key, v in runs.items()}
+            common = {"params": n, "deltas": len(items), "buffer": k, "repeats": repeats,
+                      "payload_bytes": len(items[0])}
+            for key in ("e2e", "bare", "numpy"):
+                emit(f"{key}_rate", med[key], "deltas/s", **common)
+            emit("e2e_over_bare", med["e2e"] / med["bare"], "ratio", **common)
+            emit("e2e_over_numpy", med["e2e"] / med["numpy"], "ratio", **common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10000,100000,1000000")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--buffer", type=int, default=10)
+    p.add_argument("--tiny", action="store_true", help="1k params, 40 deltas, one repeat")
+    add_output_args(p)
+    args = p.parse_args(argv)
+    sizes = [1000] if args.tiny else [int(x) for x in args.sizes.split(",")]
+    emit = Emitter("ingest", args.out)
+    emit.environment()
+    asyncio.run(run(emit, sizes, 1 if args.tiny else args.repeats, args.tiny, args.buffer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
