@@ -28,6 +28,9 @@ Delivery and durability, end to end
   aiomqtt's own queue is bounded far above any in-flight window; if it ever
   overflows, the message is counted in ``fedmq_queue_dropped_total`` and, being
   unacknowledged, is redelivered on the next connect rather than lost.
+* Latency: every socket sets TCP_NODELAY (paho does not), and a sender task publishes
+  models and acks while the worker folds the next batch. Brokers should set
+  ``set_tcp_nodelay true`` too (mosquitto's default leaves Nagle on for its PUBACKs).
 * Decoding, folding, evaluation and the state write run in a worker thread
   (``asyncio.to_thread``); only the one worker task touches the core, and if it is
   cancelled mid-batch it waits for the thread to finish first.
