@@ -1,0 +1,84 @@
+"""The fleet simulator: N simulated devices in one process, each with its own connection.
+
+:func:`run_fleet` is the in-process API (the demo and benchmarks call it);
+the CLI wraps it. One TaskGroup holds every device's two named tasks
+(``<device>/link``, ``<device>/drive``), a starter that ramps connections
+up at ``connect_rate`` per second, and the stopper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import CollectorRegistry
+
+from device_sim.compute import device_speeds
+from device_sim.metrics import FleetMetrics, FleetView
+from device_sim.settings import FleetSettings
+from device_sim.sim_device import Shared, SimDevice
+from fedmq.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+
+class _Stopped(Exception):
+    """Raised by the stopper task to cancel the whole TaskGroup."""
+
+
+async def run_fleet(
+    settings: FleetSettings,
+    *,
+    registry: CollectorRegistry,
+    stop: asyncio.Event | None = None,
+    metrics: FleetMetrics | None = None,
+) -> FleetView:
+    """Run the fleet until ``stop`` is set, ``duration`` passes or ``max_updates`` are sent.
+
+    Pass ``metrics`` (built on ``registry``) to watch ``metrics.view`` live.
+    """
+    stop = stop or asyncio.Event()
+    metrics = metrics or FleetMetrics(registry, settings.task)
+    task = await asyncio.to_thread(get_task, settings.task, settings.partitions, settings.alpha)
+    executor = ThreadPoolExecutor(settings.train_workers, thread_name_prefix="fedmq-train")
+    shared = Shared(
+        settings, task, device_speeds(task.num_devices), metrics,
+        asyncio.Semaphore(settings.concurrency), executor, stop, time.monotonic(),
+    )
+    devices: list[SimDevice] = []
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(_stopper(stop, settings.duration), name="fleet/stopper")
+            tg.create_task(_starter(tg, shared, devices), name="fleet/starter")
+    except* _Stopped:
+        log.info("fleet of %d devices stopped", len(devices))
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+        for device in devices:
+            device.forget()
+    return metrics.view
+
+
+async def _stopper(stop: asyncio.Event, duration: float | None) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=duration)
+    except TimeoutError:
+        stop.set()
+    raise _Stopped
+
+
+async def _starter(tg: asyncio.TaskGroup, shared: Shared, devices: list[SimDevice]) -> None:
+    s = shared.settings
+    began = time.monotonic()
+    for k in range(s.count):
+        # ramp up: a connect storm of 10,000 clients makes the broker drop some
+        delay = began + k / s.connect_rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        device = SimDevice(k, shared)
+        devices.append(device)
+        tg.create_task(device.link(), name=f"{device.device}/link")
+        tg.create_task(device.drive(), name=f"{device.device}/drive")
+    log.info("fleet: %d devices started", s.count)

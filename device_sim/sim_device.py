@@ -1,0 +1,285 @@
+"""One simulated device under aiomqtt: its own connection, battery, link and speed.
+
+Two tasks per device: :meth:`SimDevice.link` keeps the MQTT connection while
+the simulated network is up (and drops it, publishing the offline status the
+last will would, when it goes down); :meth:`SimDevice.drive` feeds the
+agent events (messages, ticks, training results) and carries out its
+actions. Simulated time runs ``time_scale`` times faster than the wall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import aiomqtt
+import numpy as np
+import numpy.typing as npt
+
+from device_sim.agent import AgentConfig, DeviceAgent
+from device_sim.backoff import backoff_delay
+from device_sim.battery import Battery
+from device_sim.compute import training_seconds
+from device_sim.events import (
+    Action,
+    Event,
+    LinkDown,
+    LinkUp,
+    Note,
+    PublishDone,
+    PublishFailed,
+    Received,
+    SendDelta,
+    SendStatus,
+    Skip,
+    Subscribe,
+    Tick,
+    Train,
+    Trained,
+    TrainingFailed,
+    Unsubscribe,
+)
+from device_sim.metrics import FleetMetrics
+from device_sim.network import Link, ideal_link
+from device_sim.policy import Conditions
+from device_sim.settings import FleetSettings
+from fedmq.tasks import Dataset, LinearTask, TrainResult
+
+log = logging.getLogger(__name__)
+INBOX = 64  # messages a busy device keeps; the rest are dropped and counted
+
+
+@dataclass
+class Shared:
+    """What all devices of one fleet share."""
+
+    settings: FleetSettings
+    task: LinearTask
+    speeds: npt.NDArray[np.float64]
+    metrics: FleetMetrics
+    training_slots: asyncio.Semaphore
+    executor: Executor
+    stop: asyncio.Event
+    started: float  # wall monotonic origin of simulated time
+
+    def sim_now(self) -> float:
+        return (time.monotonic() - self.started) * self.settings.time_scale
+
+
+class SimDevice:
+    def __init__(self, k: int, shared: Shared) -> None:
+        s = shared.settings
+        self.shared = shared
+        self.partition = k % shared.task.num_devices
+        self.data: Dataset = shared.task.device_data(self.partition)
+        self.device = s.device_id(k)
+        self.agent = DeviceAgent(AgentConfig(
+            self.device, s.task, self.partition, s.prefix, s.encoding, s.policy,
+            ack_timeout=s.ack_timeout, has_data=len(self.data) > 0,
+        ))
+        self.rng = np.random.default_rng([s.seed, k])
+        now = shared.sim_now()
+        self.battery = None if s.battery is None else Battery.initial(s.battery, self.rng, now)
+        self.link_state: Link = (
+            ideal_link() if s.network is None else Link.initial(s.network, self.rng, now)
+        )
+        self.client: aiomqtt.Client | None = None
+        self.inbox: asyncio.Queue[Event] = asyncio.Queue(INBOX)
+        self._shown: str | None = None
+        self._online_shown = False
+        self._charging_shown = False
+
+    # -- simulated environment --------------------------------------------------
+
+    def conditions(self) -> Conditions:
+        s, now = self.shared.settings, self.shared.sim_now()
+        if s.network is not None:
+            self.link_state = self.link_state.advance(s.network, now, self.rng)
+        battery, charging = None, None
+        if self.battery is not None and s.battery is not None:
+            self.battery = self.battery.advance(s.battery, now, self.rng)
+            battery, charging = self.battery.level, self.battery.charging
+            self.shared.metrics.battery.labels(s.task).observe(battery)
+        dead = battery is not None and battery <= 0.0 and not charging  # switched off
+        online = self.link_state.online and not dead
+        network = self.link_state.network if online else "offline"
+        self._show_power(bool(charging))
+        return Conditions(battery, charging, online, self.link_state.metered, network)
+
+    def _show_power(self, charging: bool) -> None:
+        view = self.shared.metrics.view
+        if charging != self._charging_shown:
+            view.charging += 1 if charging else -1
+            self._charging_shown = charging
+
+    def _show_state(self) -> None:
+        state = self.agent.state if self.client is not None else "offline"
+        self.shared.metrics.moved(self._shown, state)
+        self._shown = state
+        online = self.client is not None
+        if online != self._online_shown:
+            self.shared.metrics.view.online += 1 if online else -1
+            self._online_shown = online
+
+    def forget(self) -> None:
+        """Take this device out of the live counts (it stopped)."""
+        self.shared.metrics.moved(self._shown, None)
+        self.shared.metrics.view.online -= int(self._online_shown)
+        self.shared.metrics.view.charging -= int(self._charging_shown)
+
+    # -- the connection ---------------------------------------------------------
+
+    async def link(self) -> None:
+        s, attempt = self.shared.settings, 0
+        # loops also watch ``stop``: aiomqtt's __aexit__ can turn a cancellation into MqttError
+        while not self.shared.stop.is_set():
+            if not self.conditions().online:
+                await asyncio.sleep(self._wall_until(self.link_state.until))
+                continue
+            now = time.time()
+            will = aiomqtt.Will(
+                self.agent.topics.status(self.device), self.agent.will_payload(now), 1, True
+            )
+            try:
+                async with aiomqtt.Client(
+                    s.broker.host, s.broker.port, username=s.broker.username,
+                    password=s.password(self.device), identifier=self.device, will=will,
+                    clean_session=True, keepalive=s.keepalive, timeout=30.0,
+                ) as client:
+                    attempt = 0
+                    self.client = client
+                    await self.inbox.put(LinkUp(time.time()))
+                    await self._pump(client)
+                    self.client = None
+                    await self.inbox.put(LinkDown(time.time()))
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await client.publish(will.topic, self.agent.will_payload(time.time()),
+                                             qos=1, retain=True)
+            except aiomqtt.MqttError as exc:
+                log.debug("%s: connection lost: %s", self.device, exc)
+                if self.shared.stop.is_set():
+                    return
+                if self.client is not None:
+                    self.client = None
+                    await self.inbox.put(LinkDown(time.time()))
+                await asyncio.sleep(backoff_delay(attempt, float(self.rng.random())))
+                attempt += 1
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        """Move messages into the inbox until the simulated network goes down."""
+        it = client.messages
+        while self.conditions().online and not self.shared.stop.is_set():
+            wait = min(self._wall_until(self.link_state.until), 4 * self.shared.settings.tick)
+            try:
+                msg = await asyncio.wait_for(anext(it), timeout=max(wait, 0.01))
+            except TimeoutError:
+                continue
+            kind = self.agent.topics.parse(msg.topic.value)
+            if kind is None or not isinstance(msg.payload, bytes | bytearray):
+                continue
+            try:
+                self.inbox.put_nowait(Received(time.time(), kind.kind, bytes(msg.payload)))
+            except asyncio.QueueFull:
+                self.shared.metrics.problem("inbox_full")
+
+    def _wall_until(self, sim_time: float) -> float:
+        left = (sim_time - self.shared.sim_now()) / self.shared.settings.time_scale
+        return min(max(left, 0.0), 3600.0)
+
+    # -- the driver -------------------------------------------------------------
+
+    async def drive(self) -> None:
+        tick = self.shared.settings.tick
+        last_tick = 0.0
+        while not self.shared.stop.is_set():
+            try:
+                event = await asyncio.wait_for(self.inbox.get(), timeout=tick)
+            except TimeoutError:
+                event = None
+            if event is not None:
+                await self._step(event)
+            if time.monotonic() - last_tick >= tick:
+                last_tick = time.monotonic()
+                await self._step(Tick(time.time(), self.conditions()))
+
+    async def _step(self, event: Event) -> None:
+        events: deque[Event] = deque([event])
+        while events:
+            for action in self.agent.handle(events.popleft()):
+                follow = await self._do(action)
+                if follow is not None:
+                    events.append(follow)
+            self._show_state()
+
+    async def _do(self, action: Action) -> Event | None:
+        m = self.shared.metrics
+        match action:
+            case Subscribe(topics=topics) if self.client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self.client.subscribe([(t, 1) for t in topics])
+            case Unsubscribe(topics=topics) if self.client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self.client.unsubscribe(list(topics))
+            case SendStatus(topic=topic, payload=payload) if self.client is not None:
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await self.client.publish(topic, payload, qos=1, retain=True)
+            case Train():
+                return await self._train(action)
+            case SendDelta():
+                return await self._send(action)
+            case Skip(reason=reason):
+                m.skip(reason)
+            case Note(kind="accepted"):
+                m.view.accepted += 1
+            case Note(kind=kind):
+                m.problem(kind)
+                m.view.rejected += kind == "rejected"
+        return None
+
+    async def _train(self, action: Train) -> Event:
+        s, sh = self.shared.settings, self.shared
+        seconds = training_seconds(
+            float(sh.speeds[self.partition]), len(self.data), sh.task.epochs
+        )
+        async with sh.training_slots:
+            self._show_state()
+            await asyncio.sleep(seconds / s.time_scale)
+            loop = asyncio.get_running_loop()
+            try:
+                result = await loop.run_in_executor(
+                    sh.executor, _train, sh.task, action, self.data
+                )
+            except (ValueError, ArithmeticError) as exc:
+                return TrainingFailed(time.time(), action.base_version, str(exc))
+        sh.metrics.training_seconds.labels(s.task).observe(seconds)
+        if self.battery is not None and s.battery is not None:
+            self.battery = self.battery.drain(s.battery, samples=len(self.data) * sh.task.epochs)
+        return Trained(time.time(), action.base_version, result)
+
+    async def _send(self, action: SendDelta) -> Event:
+        s = self.shared.settings
+        nbytes = len(action.payload)
+        await asyncio.sleep(self.link_state.transfer_seconds(nbytes) / s.time_scale)
+        client = self.client
+        if client is None:
+            return PublishFailed(time.time(), action.update_id)
+        try:
+            await client.publish(action.topic, action.payload, qos=1)
+        except aiomqtt.MqttError:
+            return PublishFailed(time.time(), action.update_id)
+        if self.battery is not None and s.battery is not None:
+            self.battery = self.battery.drain(s.battery, nbytes=nbytes)
+        self.shared.metrics.published(nbytes)
+        sent = self.shared.metrics.view.updates_published
+        if s.max_updates is not None and sent >= s.max_updates:
+            self.shared.stop.set()
+        return PublishDone(time.time(), action.update_id)
+
+
+def _train(task: LinearTask, action: Train, data: Dataset) -> TrainResult:
+    return task.train(action.params, data, seed=action.seed)
