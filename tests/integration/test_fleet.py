@@ -15,7 +15,7 @@ from device_sim.metrics import FleetMetrics, FleetView
 from device_sim.network import NetworkModel
 from device_sim.settings import FleetSettings
 from fedmq.tensors import EncodingSpec
-from tests.integration.fleet_standin import StandIn
+from tests.integration.test_fleet_standin import StandIn
 
 pytestmark = pytest.mark.integration
 
