@@ -97,6 +97,8 @@ class DeviceAgent:
         self.state = "idle"
         self.link_up = False
         self.conditions: Conditions = ALWAYS
+        self._resend_after_meta = False  # on reconnect, learn the newest meta before resending
+        self._measured = False  # no decision before the first Tick brings real conditions
         self.meta: ModelMeta | None = None
         self.model_version: int | None = None
         self.params: Params | None = None
@@ -139,7 +141,7 @@ class DeviceAgent:
         self._out = []
         match event:
             case Tick(conditions=c):
-                self.conditions = c
+                self.conditions, self._measured = c, True
                 self._on_tick()
             case LinkUp():
                 self._on_link_up()
@@ -181,7 +183,11 @@ class DeviceAgent:
 
     def _on_tick(self) -> None:
         p = self.pending
-        if (
+        if self._resend_after_meta:  # no meta came with the reconnect: send anyway
+            self._resend_after_meta = False
+            if p is not None and self.link_up and not self._drop_if_stale():
+                self._send_pending()
+        elif (
             p is not None and p.sent_at is not None and self.state == "waiting"
             and self._now - p.sent_at >= self.config.ack_timeout
         ):
@@ -203,8 +209,10 @@ class DeviceAgent:
         self._send_status()
         if self.state == "fetching":
             self._start_fetch()
-        elif self.pending is not None and not self._drop_if_stale():
-            self._send_pending()
+        elif self.pending is not None:
+            # the retained meta arrives right after subscribing: a delta it marks as
+            # hopelessly stale is dropped instead of spending the uplink on it
+            self._resend_after_meta = True
 
     def _on_link_down(self) -> None:
         self.link_up = False
@@ -215,6 +223,8 @@ class DeviceAgent:
     def _maybe_start(self) -> None:
         meta = self.meta
         if meta is None or self.pending is not None or not self.config.has_data:
+            return
+        if not self._measured:
             return
         if self.trained_base is not None and meta.version <= self.trained_base:
             return  # one update per model version
@@ -265,6 +275,10 @@ class DeviceAgent:
             return
         self.meta = meta
         if self.pending is not None and self._drop_if_stale():
+            return
+        if self._resend_after_meta and self.pending is not None and self.link_up:
+            self._resend_after_meta = False
+            self._send_pending()
             return
         if self.state == "fetching" and self._unverified is not None:
             self._accept_model(self._unverified)
@@ -364,6 +378,7 @@ class DeviceAgent:
 
     def _drop_pending(self, why: Action) -> None:
         self.pending = None
+        self._resend_after_meta = False
         self._ef.reset()  # the residual belonged to an update that never landed
         self._out.append(why)
         self._set_state("idle")
