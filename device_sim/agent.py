@@ -18,12 +18,12 @@ counted (``Note``) and otherwise ignored: they never crash a device.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
+from device_sim.agent_config import AgentConfig, Pending
 from device_sim.events import (
     Action,
     Event,
@@ -43,49 +43,20 @@ from device_sim.events import (
     TrainingFailed,
     Unsubscribe,
 )
-from device_sim.policy import ALWAYS, Conditions, Policy
+from device_sim.fetch import Fetched, ModelFetch, Refused
+from device_sim.policy import ALWAYS, Conditions
 from fedmq import codec
-from fedmq.chunks import Reassembler
 from fedmq.errors import DecodeError, EncodeError, RejectReason
-from fedmq.limits import DEFAULT_LIMITS, Limits
-from fedmq.messages import Ack, Delta, DeviceStatus, ModelMessage, ModelMeta
+from fedmq.messages import Ack, Delta, DeviceStatus, ModelMeta
 from fedmq.tasks import Params, local_seed
-from fedmq.tensors import EncodingSpec, ErrorFeedback
-from fedmq.topics import TopicKind, Topics, validate_id
+from fedmq.tensors import ErrorFeedback
+from fedmq.topics import TopicKind, Topics
 
 log = logging.getLogger(__name__)
 #: notes about broken input or local failures, logged as warnings (the rest is routine)
 _BAD_INPUT = frozenset(
     {"malformed_meta", "malformed_model", "malformed_ack", "encode_failed", "training_failed"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
-    device: str
-    task: str
-    device_index: int = 0  # selects the epoch-order seed (digits-100's device_id)
-    prefix: str = "fedmq"
-    encoding: EncodingSpec = field(default_factory=EncodingSpec)
-    policy: Policy = field(default_factory=Policy)
-    ack_timeout: float = 30.0  # seconds without an ack before the same update is resent
-    fetch_timeout: float = 60.0  # seconds without a verified model before resubscribing
-    limits: Limits = DEFAULT_LIMITS
-    has_data: bool = True  # devices with no samples never train
-
-    def __post_init__(self) -> None:
-        validate_id(self.device, "device id")
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """An encoded delta not yet acknowledged."""
-
-    update_id: str
-    base_version: int
-    payload: bytes
-    attempts: int = 0
-    sent_at: float | None = None  # None: not (successfully) published yet
 
 
 class DeviceAgent:
@@ -105,8 +76,7 @@ class DeviceAgent:
         self.trained_base: int | None = None  # newest base version trained from
         self.pending: Pending | None = None
         self._ef = ErrorFeedback(config.encoding)
-        self._reasm = Reassembler(config.limits)
-        self._unverified: bytes | None = None  # model whose meta may not have arrived yet
+        self._fetch = ModelFetch(config.task, config.limits)
         self._fetch_started = 0.0
         self._last_skip: str | None = None
         self._seq = 0
@@ -217,7 +187,6 @@ class DeviceAgent:
     def _on_link_down(self) -> None:
         self.link_up = False
         if self.state == "fetching":  # the broker forgot our subscriptions
-            self._reasm = Reassembler(self.config.limits)
             self._set_state("idle")
 
     def _maybe_start(self) -> None:
@@ -242,8 +211,7 @@ class DeviceAgent:
 
     def _start_fetch(self) -> None:
         self._fetch_started = self._now
-        self._reasm = Reassembler(self.config.limits)
-        self._unverified = None
+        self._fetch = ModelFetch(self.config.task, self.config.limits)
         self._set_state("fetching")
         self._out.append(Subscribe(self.model_topics))
 
@@ -260,7 +228,7 @@ class DeviceAgent:
         if kind is TopicKind.META:
             self._on_meta(payload)
         elif kind in (TopicKind.MODEL, TopicKind.CHUNK) and self.state == "fetching":
-            self._on_model_part(kind, payload)
+            self._on_fetch(self._fetch.feed(kind, payload, self.meta))
         elif kind is TopicKind.ACK:
             self._on_ack(payload)
 
@@ -280,44 +248,21 @@ class DeviceAgent:
             self._resend_after_meta = False
             self._send_pending()
             return
-        if self.state == "fetching" and self._unverified is not None:
-            self._accept_model(self._unverified)
+        if self.state == "fetching":
+            self._on_fetch(self._fetch.on_meta(meta))
         elif self.state == "idle":
             self._maybe_start()
 
-    def _on_model_part(self, kind: TopicKind, payload: bytes) -> None:
-        try:
-            if kind is TopicKind.MODEL:
-                full = self._reasm.on_model(payload)
-            else:
-                full = self._reasm.on_chunk(payload)
-        except DecodeError as exc:
-            self._note("malformed_model", str(exc))
-            return
-        if full is not None:
-            self._accept_model(full)
-
-    def _accept_model(self, payload: bytes) -> None:
-        meta = self.meta
-        if meta is None or hashlib.sha256(payload).digest() != meta.sha256:
-            self._note("hash_mismatch", "model does not match meta; waiting for a newer one")
-            self._unverified = payload
-            return
-        self._unverified = None
-        try:
-            model = codec.decode(payload, ModelMessage, self.config.limits)
-            params = {k: t.decode() for k, t in model.params.items()}
-        except DecodeError as exc:
-            self._note("malformed_model", str(exc))
-            return
-        if model.task != self.config.task:
-            self._note("malformed_model", f"model of task {model.task!r}")
-            return
-        if self.params is not None and _shapes(self.params) != _shapes(params):
-            self._ef.reset()  # residuals of another architecture mean nothing now
-        self.params, self.model_version = params, model.version
-        self._out.append(Unsubscribe(self.model_topics))
-        self._start_training()
+    def _on_fetch(self, got: Fetched | Refused | None) -> None:
+        match got:
+            case Refused(kind=kind, detail=detail):
+                self._note(kind, detail)
+            case Fetched(version=version, params=params):
+                if self.params is not None and _shapes(self.params) != _shapes(params):
+                    self._ef.reset()  # residuals of another architecture mean nothing now
+                self.params, self.model_version = params, version
+                self._out.append(Unsubscribe(self.model_topics))
+                self._start_training()
 
     # -- updates ---------------------------------------------------------------
 

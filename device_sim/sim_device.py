@@ -21,7 +21,8 @@ import aiomqtt
 import numpy as np
 import numpy.typing as npt
 
-from device_sim.agent import AgentConfig, DeviceAgent
+from device_sim.agent import DeviceAgent
+from device_sim.agent_config import AgentConfig
 from device_sim.backoff import backoff_delay
 from device_sim.battery import Battery
 from device_sim.compute import training_seconds

@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from device_sim.agent import AgentConfig, DeviceAgent
+from device_sim.agent import DeviceAgent
+from device_sim.agent_config import AgentConfig
 from device_sim.events import (
     Action,
     Event,
