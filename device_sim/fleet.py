@@ -13,7 +13,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
 from device_sim.compute import device_speeds
 from device_sim.metrics import FleetMetrics, FleetView
@@ -48,6 +48,9 @@ async def run_fleet(
         asyncio.Semaphore(settings.concurrency), executor, stop, time.monotonic(),
     )
     devices: list[SimDevice] = []
+    server = None
+    if settings.metrics_port:
+        server, _ = start_http_server(settings.metrics_port, registry=registry)
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(_stopper(stop, settings.duration), name="fleet/stopper")
@@ -56,6 +59,9 @@ async def run_fleet(
         log.info("fleet of %d devices stopped", len(devices))
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
         for device in devices:
             device.forget()
     return metrics.view

@@ -38,8 +38,11 @@ class TrainResult:
 class Task(Protocol):
     """A federated learning task; see :mod:`fedmq.tasks.linear` for the implementation."""
 
-    name: str
-    spec: ModelSpec
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def spec(self) -> ModelSpec: ...
 
     @property
     def num_devices(self) -> int: ...
