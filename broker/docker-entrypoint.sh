@@ -23,4 +23,11 @@ if [ -n "${FEDMQ_BROKER_PASSWORD_FILE:-}" ] && [ -n "${FEDMQ_BROKER:-}" ]; then
     esac
 fi
 
+# Scaled fleet replicas (`docker compose up --scale devices=N`) need distinct device ids:
+# default each replica's id prefix to its container hostname.
+if [ "${1:-}" = devices ] && [ -z "${FEDMQ_ID_PREFIX:-}" ]; then
+    FEDMQ_ID_PREFIX="sim-$(hostname)"
+    export FEDMQ_ID_PREFIX
+fi
+
 exec fedmq "$@"

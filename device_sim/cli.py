@@ -42,7 +42,8 @@ def register(subparsers: Any) -> None:
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
     add_common(p, broker_default="mqtt://127.0.0.1:1883")
-    _opt(p, "count", 100, int, "number of simulated devices (ids sim-00000..)")
+    _opt(p, "count", 100, int, "number of simulated devices (ids <id-prefix>-00000..)")
+    _opt(p, "id-prefix", "sim", str, "device id prefix; give each fleet replica its own")
     _opt(p, "partitions", 0, int, "task partitions N, 0 = the task's default")
     _opt(p, "alpha", 0.5, float, "Dirichlet concentration of the label partition")
     _opt(p, "time-scale", 1.0, float, "simulated seconds per wall second")
@@ -72,7 +73,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         metrics_port=args.metrics_port,
         policy=Policy(args.min_battery, require_unmetered=args.unmetered_only),
         tick=args.tick, ack_timeout=args.ack_timeout, connect_rate=args.connect_rate,
-        password_template=args.password_template or None,
+        password_template=args.password_template or None, id_prefix=args.id_prefix,
     )
     if args.ideal:
         settings = dataclasses.replace(settings, battery=None, network=None)

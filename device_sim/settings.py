@@ -38,10 +38,12 @@ class FleetSettings:
     connect_rate: float = 500.0  # new connections per wall second (avoids a connect storm)
     train_workers: int = 2  # threads running the actual sklearn training
     keepalive: int = 60
+    id_prefix: str = "sim"  # device ids are <id_prefix>-00000..; unique per replica
     password_template: str | None = None  # e.g. "secret-{device}"; else the URL's password
 
     def __post_init__(self) -> None:
         validate_id(self.task, "task")
+        self.device_id(self.count - 1)  # the longest id must be a valid topic level
         if self.count < 1 or self.concurrency < 1 or self.train_workers < 1:
             raise ConfigError("count, concurrency and train_workers must be >= 1")
         if self.time_scale <= 0 or self.tick <= 0 or self.connect_rate <= 0:
@@ -59,7 +61,7 @@ class FleetSettings:
         return replace(base, **kwargs)  # type: ignore[arg-type]
 
     def device_id(self, k: int) -> str:
-        return f"sim-{k:05d}"
+        return validate_id(f"{self.id_prefix}-{k:05d}", "device id")
 
     def password(self, device: str) -> str | None:
         if self.password_template is not None:
