@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -33,12 +34,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="devices never run low on battery or go offline")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="where the plot goes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", action="store_true",
+                   help="show the components' INFO logs between progress lines")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from demo.runner import DemoSettings, run_demo
 
+    if not args.verbose:  # the progress line is the demo's output; keep warnings only
+        for name in ("aggregator", "device_sim", "demo", "mqtt"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = DemoSettings(
         devices=args.devices, task=args.task, mode=args.mode,
         target_accuracy=args.target_accuracy, timeout=args.timeout,
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     snap = result.snapshot
     print()
     print("summary")
-    print(f"  reached {settings.target_accuracy:.2f}: {'yes' if result.reached else 'NO'} "
+    print(f"  reached {settings.target_accuracy:g}: {'yes' if result.reached else 'NO'} "
           f"after {result.elapsed:.1f} s")
     if snap is not None:
         acc = "-" if snap.accuracy is None else f"{snap.accuracy:.4f}"
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if result.plot is not None:
         print(f"  plot: {result.plot}")
     if not result.reached:
-        print(f"fedmq demo: timeout after {settings.timeout:.0f} s before reaching accuracy "
-              f"{settings.target_accuracy}", file=sys.stderr)
+        print(f"fedmq demo: timeout after {settings.timeout:g} s before reaching accuracy "
+              f"{settings.target_accuracy:g}", file=sys.stderr)
         return 1
     return 0

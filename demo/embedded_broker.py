@@ -39,6 +39,18 @@ def pick_port(host: str, preferred: int = USUAL_PORT) -> int:
         return port
 
 
+class _SnapshotIterDict(dict[str, Any]):
+    """A dict whose iteration walks a snapshot of its keys.
+
+    amqtt 0.12 iterates ``Broker._subscriptions`` while awaiting inside the loop
+    (``_handle_client_session``); another client subscribing meanwhile raises
+    "dictionary changed size during iteration" and drops that connection.
+    """
+
+    def __iter__(self) -> Any:
+        return iter(list(self.keys()))
+
+
 class EmbeddedBroker:
     """``async with EmbeddedBroker() as b: b.url`` -- a broker on 127.0.0.1."""
 
@@ -68,10 +80,12 @@ class EmbeddedBroker:
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
                         {"allow_anonymous": True}},
         }
-        # amqtt logs every connection at INFO; the demo has its own progress view.
+        # amqtt logs every connection at INFO and warns about undelivered messages
+        # whenever it stops with clients attached; the demo has its own progress view.
         for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         self._broker = Broker(config)
+        self._broker._subscriptions = _SnapshotIterDict()  # see _SnapshotIterDict
         await self._broker.start()
         return self
 

@@ -64,7 +64,7 @@ def device_states(registry: CollectorRegistry) -> dict[str, float]:
 
 def render(s: Snapshot, target: float | None) -> str:
     acc = "  -   " if s.accuracy is None else f"{s.accuracy:.4f}"
-    goal = f"/{target:.2f}" if target is not None else ""
+    goal = f"/{target:g}" if target is not None else ""
     stale = "-" if s.staleness_mean is None else f"{s.staleness_mean:.2f}"
     devices = " ".join(f"{k} {int(v)}" for k, v in sorted(s.devices.items()) if v)
     return (

@@ -58,7 +58,7 @@ def describe(meta: ModelMeta) -> str:
     return "  ".join(parts)
 
 
-def save_model(payload: bytes, directory: Path) -> Path:
+def save_model(payload: bytes, directory: Path) -> tuple[Path, int]:
     """Store a model payload as ``model-vN.pkl`` (sklearn estimator) and ``.msgpack``."""
     model = codec.decode(payload, ModelMessage)
     directory.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def save_model(payload: bytes, directory: Path) -> Path:
     est = to_estimator(model.spec, decode_tensors(model.params))
     path = directory / f"model-v{model.version}.pkl"
     path.write_bytes(pickle.dumps(est))
-    return path
+    return path, model.version
 
 
 class Watcher:
@@ -78,6 +78,7 @@ class Watcher:
         self.last_version = -1
         self.shown = 0
         self.pending: ModelMeta | None = None
+        self.saved_version = -1
         self.reassembler = Reassembler()
 
     def on_meta(self, payload: bytes) -> None:
@@ -103,12 +104,16 @@ class Watcher:
         if meta is not None and hashlib.sha256(full).digest() != meta.sha256:
             log.info("model payload does not match the newest meta yet; waiting")
             return
-        path = save_model(full, self.settings.save_dir)
+        path, version = save_model(full, self.settings.save_dir)
+        self.saved_version = max(self.saved_version, version)
         self.emit(f"       saved {path}")
 
     @property
     def done(self) -> bool:
-        return bool(self.settings.count) and self.shown >= self.settings.count
+        if not self.settings.count or self.shown < self.settings.count:
+            return False
+        # with --save, the last version counted must also be on disk
+        return self.settings.save_dir is None or self.saved_version >= self.last_version
 
 
 async def watch(settings: WatchSettings, emit: Callable[[str], None] = print) -> int:

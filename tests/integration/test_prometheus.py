@@ -197,16 +197,16 @@ def test_prometheus_scrapes_training_and_every_dashboard_query_returns_data(
         tmp_path / "prometheus.log",
     )
     assert _ready(prom_port), (tmp_path / "prometheus.log").read_text()
-    # a malformed delta once Prometheus scrapes: the rejected-by-reason rate is non-zero
-    publish.single(
-        f"fedmq/v1/{TASK}/delta/sim-99999", b"not msgpack", qos=1, hostname="127.0.0.1",
-        port=mqtt_port, auth={"username": "simulator", "password": secrets["simulator"]},
-    )  # fmt: skip
-
     pending = set(dashboard_exprs(task=TASK))
     trained = False  # a few model versions: the expressions saw real training
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
+        # a malformed delta every second while anything is pending: a rate() needs the
+        # rejected counter to grow between two scrapes, not just to exist
+        publish.single(
+            f"fedmq/v1/{TASK}/delta/sim-99999", b"not msgpack", qos=1, hostname="127.0.0.1",
+            port=mqtt_port, auth={"username": "simulator", "password": secrets["simulator"]},
+        )  # fmt: skip
         for proc, name in ((aggregator, "aggregator"), (fleet, "fleet")):
             assert proc.poll() is None, (tmp_path / f"{name}.log").read_text()[-3000:]
         pending = {expr for expr in pending if not _query(prom_port, expr)}
