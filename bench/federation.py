@@ -38,6 +38,7 @@ from fedmq.topics import Topics
 
 log = logging.getLogger(__name__)
 TASK = "digits"
+FLEET_GRACE = 1.0  # wall seconds the fleet gets to stop before it is cancelled
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class RunConfig:
 
     @property
     def max_wall_seconds(self) -> float:
-        return self.max_sim_seconds / self.time_scale + 30.0
+        return self.max_sim_seconds / self.time_scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,25 +156,48 @@ async def _watch(url: BrokerURL, registry: CollectorRegistry, trace: Trace, star
 async def _run(config: RunConfig, url: BrokerURL, state_dir: Path) -> Trace:
     registry = CollectorRegistry()
     trace = Trace(config)
-    stop, ready, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    stop_aggregator, stop_fleet = asyncio.Event(), asyncio.Event()
+    ready, finished = asyncio.Event(), asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         tg.create_task(run_aggregator(aggregator_settings(config, url, state_dir),
-                                      registry=registry, stop=stop, ready=ready),
+                                      registry=registry, stop=stop_aggregator, ready=ready),
                        name="bench/aggregator")
         await ready.wait()
         started = time.monotonic()
         watcher = tg.create_task(_watch(url, registry, trace, started, finished),
                                  name="bench/monitor")
-        tg.create_task(run_fleet(fleet_settings(config, url), registry=registry, stop=stop),
-                       name="bench/fleet")
+        fleet = tg.create_task(run_fleet(fleet_settings(config, url), registry=registry,
+                                         stop=stop_fleet), name="bench/fleet")
         try:
             await asyncio.wait_for(finished.wait(), config.max_wall_seconds)
         except TimeoutError:
-            log.warning("run %s seed %d hit the wall limit", config.mode, config.seed)
+            log.info("run %s seed %d: %.1f simulated seconds without reaching its target",
+                     config.mode, config.seed, config.max_sim_seconds)
         trace.wall = time.monotonic() - started
-        stop.set()
+        stop_fleet.set()
+        await _stop_fleet(fleet)
+        stop_aggregator.set()
         watcher.cancel()
     return trace
+
+
+async def _stop_fleet(fleet: asyncio.Task[object], grace: float = FLEET_GRACE) -> None:
+    """Wait for the fleet to stop; after ``grace`` seconds cancel the device tasks still alive.
+
+    Python 3.11's ``asyncio.wait_for`` can swallow a cancellation that arrives as its inner
+    future completes; a device task that lost its cancellation that way then waits for
+    aiomqtt's 30 s publish timeout on a closed connection, which would add 30 s to a run.
+    """
+    done, _ = await asyncio.wait({fleet}, timeout=grace)
+    if done:
+        return
+    stuck = [t for t in asyncio.all_tasks()
+             if not t.done() and t.get_name().endswith(("/drive", "/link"))]
+    log.info("fleet still stopping after %.1f s: cancelling %d device tasks again",
+             grace, len(stuck))
+    for t in stuck:
+        t.cancel()
+    await fleet
 
 
 async def run_federation(config: RunConfig) -> Trace:
