@@ -197,6 +197,9 @@ class DeviceAgent:
             return
         if self.trained_base is not None and meta.version <= self.trained_base:
             return  # one update per model version
+        rounds = self.config.rounds
+        if rounds is not None and not rounds.selects(self.config.device_index, meta.version):
+            return  # not in this version's cohort (sync rounds)
         reason = self.config.policy.refusal(self.conditions, link_up=self.link_up)
         if reason is not None:
             if reason != self._last_skip:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from device_sim.policy import Policy
+from device_sim.rounds import Rounds
 from fedmq.limits import DEFAULT_LIMITS, Limits
 from fedmq.tensors import EncodingSpec
 from fedmq.topics import validate_id
@@ -22,6 +23,7 @@ class AgentConfig:
     fetch_timeout: float = 60.0  # seconds without a verified model before resubscribing
     limits: Limits = DEFAULT_LIMITS
     has_data: bool = True  # devices with no samples never train
+    rounds: Rounds | None = None  # sync rounds: train only versions whose cohort has us
 
     def __post_init__(self) -> None:
         validate_id(self.device, "device id")

@@ -48,6 +48,10 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
     _opt(p, "alpha", 0.5, float, "Dirichlet concentration of the label partition")
     _opt(p, "time-scale", 1.0, float, "simulated seconds per wall second")
     _opt(p, "concurrency", 10, int, "devices training at once")
+    p.add_argument("--rounds", nargs="?", const=True, type=_flag,
+                   default=env_default("rounds", False, _flag),
+                   help="sync FedAvg rounds: only --concurrency devices, drawn at random, train "
+                   "on each model version (env FEDMQ_ROUNDS, default False)")
     _opt(p, "encoding", "f32", str, "delta encoding: f32, f16, q8[:B], topk:F[:q8|f16], +zlib")
     _opt(p, "seed", 0, int, "seed of batteries, links and backoff jitter")
     _opt(p, "duration", 0.0, float, "stop after this many wall seconds, 0 = run until killed")
@@ -68,7 +72,8 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
     settings = FleetSettings(
         BrokerURL.parse(args.broker), task=args.task, prefix=args.prefix, count=args.count,
         partitions=args.partitions or None, alpha=args.alpha, time_scale=args.time_scale,
-        concurrency=args.concurrency, encoding=EncodingSpec.parse(args.encoding),
+        concurrency=args.concurrency, rounds=args.rounds,
+        encoding=EncodingSpec.parse(args.encoding),
         seed=args.seed, duration=args.duration or None, max_updates=args.max_updates or None,
         metrics_port=args.metrics_port,
         policy=Policy(args.min_battery, require_unmetered=args.unmetered_only),

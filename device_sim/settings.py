@@ -25,6 +25,7 @@ class FleetSettings:
     alpha: float = 0.5  # Dirichlet concentration of the partition
     time_scale: float = 1.0  # simulated seconds per wall second
     concurrency: int = 10  # devices training at once
+    rounds: bool = False  # sync FedAvg rounds: `concurrency` devices drawn per version
     encoding: EncodingSpec = field(default_factory=EncodingSpec)
     seed: int = 0
     duration: float | None = None  # wall seconds, None = until stopped

@@ -48,6 +48,7 @@ from device_sim.events import (
 from device_sim.metrics import FleetMetrics
 from device_sim.network import Link, ideal_link
 from device_sim.policy import Conditions
+from device_sim.rounds import Rounds
 from device_sim.settings import FleetSettings
 from fedmq.tasks import Dataset, LinearTask, TrainResult
 
@@ -81,7 +82,7 @@ class SimDevice:
         self.device = s.device_id(k)
         self.agent = DeviceAgent(AgentConfig(
             self.device, s.task, self.partition, s.prefix, s.encoding, s.policy,
-            ack_timeout=s.ack_timeout, has_data=len(self.data) > 0,
+            ack_timeout=s.ack_timeout, has_data=len(self.data) > 0, rounds=_rounds(shared),
         ))
         self.rng = np.random.default_rng([s.seed, k])
         now = shared.sim_now()
@@ -284,3 +285,12 @@ class SimDevice:
 
 def _train(task: LinearTask, action: Train, data: Dataset) -> TrainResult:
     return task.train(action.params, data, seed=action.seed)
+
+
+def _rounds(shared: Shared) -> Rounds | None:
+    """The fleet's sync-round cohorts (FleetSettings.rounds), else None."""
+    s, task = shared.settings, shared.task
+    if not s.rounds:
+        return None
+    sizes = [len(task.device_data(i)) for i in range(task.num_devices)]
+    return Rounds.for_sizes(s.concurrency, sizes, s.seed)
