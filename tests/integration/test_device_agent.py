@@ -29,7 +29,8 @@ def _serve(standin: StandIn, agents: list[PahoAgent]) -> None:
     for t in threads:
         t.start()
     try:
-        asyncio.run(standin.run(asyncio.Event()))
+        # a deadline turns a stuck run into a failure with context instead of a hang
+        asyncio.run(asyncio.wait_for(standin.run(asyncio.Event()), timeout=90))
     finally:
         stop.set()
         for t in threads:
