@@ -60,25 +60,25 @@ def plot_tta(trace: Sequence[dict[str, Any]], path: Path, centralized: float | N
     return _save(fig, plt, path)
 
 
-def plot_wire(results: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot_wire(results: Sequence[dict[str, Any]], path: Path, mode: str = "async") -> Path:
     plt = _pyplot()
     acc: dict[str, float] = {}
     size: dict[str, float] = {}
     for r in results:
-        if r.get("stat") != "median" or r["value"] is None:
+        if r.get("stat") != "median" or r["value"] is None or r.get("mode", mode) != mode:
             continue
         if r["metric"] == "accuracy":
             acc[r["encoding"]] = float(r["value"])
         elif r["metric"] == "uplink_bytes_per_update":
             size[r["encoding"]] = float(r["value"])
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for enc in sorted(set(acc) & set(size), key=lambda e: -size[e]):
+    for i, enc in enumerate(sorted(set(acc) & set(size), key=lambda e: -size[e])):
         ax.scatter(size[enc], acc[enc], s=30)
-        ax.annotate(enc, (size[enc], acc[enc]), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
+        ax.annotate(enc, (size[enc], acc[enc]), textcoords="offset points",
+                    xytext=(5, 5 if i % 2 == 0 else -11), fontsize=8)
     ax.set_xscale("log")
     ax.set(xlabel="uplink bytes per update (measured, log scale)", ylabel="test accuracy",
-           title="digits-100: accuracy vs bytes per delta, by encoding (async)")
+           title=f"digits-100: accuracy vs bytes per delta, by encoding ({mode})")
     ax.grid(alpha=0.3)
     return _save(fig, plt, path)
 
@@ -108,7 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         centralized = centralized_from(read_lines(args.tta)) if args.tta else None
         print(plot_tta(read_lines(args.trace), args.out_dir / "tta_accuracy.png", centralized))
     if args.wire is not None:
-        print(plot_wire(read_lines(args.wire), args.out_dir / "wire_accuracy.png"))
+        lines = read_lines(args.wire)
+        for mode in sorted({str(r.get("mode", "async")) for r in lines
+                            if r.get("stat") == "median"}):
+            print(plot_wire(lines, args.out_dir / f"wire_accuracy_{mode}.png", mode))
     return 0
 
 

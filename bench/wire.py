@@ -9,7 +9,8 @@ encoder and the real codec, on digits-100 deltas (the median over the first
 ``tensor_bytes`` only its encoded tensors; ``ratio_to_f32`` divides raw float32
 (4 bytes per parameter) by the tensor bytes (how many times fewer).
 
-Accuracy (real components): an async FedBuff run per encoding and seed on
+Accuracy (real components): an async FedBuff (or, with ``--mode sync``, FedAvg) run per
+encoding and seed on
 digits-100 for ``--sim-seconds`` simulated seconds; reports the median test
 accuracy of the last five versions, the uplink bytes per update the fleet really
 published, and the points lost against float32 measured in the same invocation.
@@ -84,12 +85,12 @@ def tail_accuracy(trace: Trace) -> float | None:
 
 
 def run_accuracy(emit: Emitter, encodings: Sequence[str], seeds: Sequence[int],
-                 sim_seconds: float, time_scale: float) -> None:
+                 sim_seconds: float, time_scale: float, *, mode: str = "async") -> None:
     acc: dict[str, list[float | None]] = {}
     per_update: dict[str, list[float | None]] = {}
     for seed in seeds:
         for spec in encodings:
-            config = RunConfig(mode="async", seed=seed, encoding=spec, time_scale=time_scale,
+            config = RunConfig(mode=mode, seed=seed, encoding=spec, time_scale=time_scale,
                                stop_accuracy=None, max_sim_seconds=sim_seconds)
             trace = asyncio.run(run_federation(config))
             last = trace.final
@@ -97,7 +98,7 @@ def run_accuracy(emit: Emitter, encodings: Sequence[str], seeds: Sequence[int],
             b = ratio(last.uplink_bytes, last.updates) if last else None
             acc.setdefault(spec, []).append(a)
             per_update.setdefault(spec, []).append(b)
-            common = {"encoding": spec, "seed": seed, "sim_seconds": sim_seconds}
+            common = {"encoding": spec, "seed": seed, "sim_seconds": sim_seconds, "mode": mode}
             emit("accuracy", a, "ratio", versions=last.version if last else 0, **common)
             emit("uplink_bytes_per_update", b, "bytes", **common)
     base = median(acc.get("f32", []))
@@ -105,7 +106,7 @@ def run_accuracy(emit: Emitter, encodings: Sequence[str], seeds: Sequence[int],
     for spec in encodings:
         m, b = median(acc[spec]), median(per_update[spec])
         common = {"encoding": spec, "stat": "median", "runs": len(seeds),
-                  "sim_seconds": sim_seconds}
+                  "sim_seconds": sim_seconds, "mode": mode}
         emit("accuracy", m, "ratio", **common)
         emit("uplink_bytes_per_update", b, "bytes", **common)
         emit("accuracy_loss_points", None if m is None or base is None else 100 * (base - m),
@@ -123,6 +124,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sim-seconds", type=float, default=20.0,
                         help="simulated seconds per accuracy run")
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--mode", choices=("async", "sync"), default="async",
+                        help="aggregation of the accuracy runs (sync: FedAvg rounds)")
     parser.add_argument("--devices", type=int, default=20,
                         help="digits deltas whose sizes are measured")
     parser.add_argument("--large-params", type=int, default=1_000_000,
@@ -142,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit_sizes(emit, f"synthetic-{args.large_params}", [large], encodings)
     trained = [e.strip() for e in args.accuracy_encodings.split(",") if e.strip()]
     if trained:
-        run_accuracy(emit, trained, args.accuracy_seeds, args.sim_seconds, args.time_scale)
+        run_accuracy(emit, trained, args.accuracy_seeds, args.sim_seconds, args.time_scale,
+                     mode=args.mode)
     return 0
 
 

@@ -102,4 +102,4 @@ def test_time_to_accuracy_and_wire_end_to_end(
                        "--wire", str(wire), "--out-dir", str(tmp_path / "img")])
     assert code == 0
     assert (tmp_path / "img" / "tta_accuracy.png").stat().st_size > 0
-    assert (tmp_path / "img" / "wire_accuracy.png").stat().st_size > 0
+    assert (tmp_path / "img" / "wire_accuracy_async.png").stat().st_size > 0
