@@ -92,6 +92,7 @@ class SimDevice:
         )
         self.client: aiomqtt.Client | None = None
         self.inbox: asyncio.Queue[Event] = asyncio.Queue(INBOX)
+        self._slot = False  # holds one of the fleet's training slots
         self._shown: str | None = None
         self._online_shown = False
         self._charging_shown = False
@@ -130,6 +131,7 @@ class SimDevice:
 
     def forget(self) -> None:
         """Take this device out of the live counts (it stopped)."""
+        self._free_slot()
         self.shared.metrics.moved(self._shown, None)
         self.shared.metrics.view.online -= int(self._online_shown)
         self.shared.metrics.view.charging -= int(self._charging_shown)
@@ -217,11 +219,31 @@ class SimDevice:
                 if follow is not None:
                     events.append(follow)
             self._show_state()
+            if self.agent.state not in ("fetching", "training"):
+                self._free_slot()
+
+    # A training slot is taken when the device starts fetching the model it will train
+    # on, and freed as soon as it is neither fetching nor training (done, offline, fetch
+    # timed out). Taking it after the fetch instead would let every idle device fetch
+    # version v and queue up holding it: the updates would arrive many versions stale,
+    # not "10 devices training at any moment, the next one starting when one finishes".
+
+    async def _take_slot(self) -> None:
+        if not self._slot:
+            await self.shared.training_slots.acquire()
+            self._slot = True
+
+    def _free_slot(self) -> None:
+        if self._slot:
+            self._slot = False
+            self.shared.training_slots.release()
 
     async def _do(self, action: Action) -> Event | None:
         m = self.shared.metrics
         match action:
             case Subscribe(topics=topics) if self.client is not None:
+                if topics == self.agent.model_topics:
+                    await self._take_slot()
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self.client.subscribe([(t, 1) for t in topics])
             case Unsubscribe(topics=topics) if self.client is not None:
@@ -248,7 +270,8 @@ class SimDevice:
         seconds = training_seconds(
             float(sh.speeds[self.partition]), len(self.data), sh.task.epochs
         )
-        async with sh.training_slots:
+        await self._take_slot()  # already held unless the model needed no fetch
+        try:
             self._show_state()
             await asyncio.sleep(seconds / s.time_scale)
             loop = asyncio.get_running_loop()
@@ -258,6 +281,8 @@ class SimDevice:
                 )
             except (ValueError, ArithmeticError) as exc:
                 return TrainingFailed(time.time(), action.base_version, str(exc))
+        finally:
+            self._free_slot()
         sh.metrics.training_seconds.labels(s.task).observe(seconds)
         if self.battery is not None and s.battery is not None:
             self.battery = self.battery.drain(s.battery, samples=len(self.data) * sh.task.epochs)
