@@ -47,6 +47,9 @@ def register(subparsers: Any) -> None:
     _opt(p, "max-norm", 0.0, float, "reject deltas with a larger L2 norm, 0 = no bound")
     _opt(p, "client-id", "", str, "MQTT client id (default fedmq-aggregator-<task>)")
     _opt(p, "dedup-window", 10_000, int, "remember at least this many folded update ids")
+    _opt(p, "receive-maximum", 32, int,
+         "MQTT 5 Receive Maximum: deltas held in memory at most; 0 = MQTT 3.1.1 only")
+    _opt(p, "max-held-mib", 64, int, "MiB of deltas held before the socket is not read")
     p.set_defaults(func=main)
 
 
@@ -61,7 +64,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         server_lr=args.server_lr, cohort=args.cohort, round_deadline=args.round_deadline,
         max_packet=args.max_packet or None, max_norm=args.max_norm or None,
         metrics_port=args.metrics_port, client_id=args.client_id or None,
-        dedup_window=args.dedup_window,
+        dedup_window=args.dedup_window, receive_maximum=args.receive_maximum,
+        max_held_bytes=args.max_held_mib * 2**20,
     )
 
 

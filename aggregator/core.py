@@ -67,6 +67,8 @@ class Aggregator:
         self.interval = state.interval
         self.chunks = state.chunks
         self.buffer = Buffer(dict(state.sums), state.total_samples, state.count)
+        self.staleness_sum = state.staleness_sum  # of the buffered updates
+        self.staleness_max = state.staleness_max
         self.dedup = DedupWindow(settings.dedup_capacity, state.dedup)
         self.started: float | None = None  # monotonic start of the buffer (async) or round
 
@@ -83,6 +85,7 @@ class Aggregator:
             fingerprint(self.settings.task, self.spec), self.version, self.created,
             self.params, self.buffer.sums, self.buffer.total_samples, self.buffer.count,
             tuple(self.dedup.keys()), self.metrics, self.interval, self.chunks,
+            self.staleness_sum, self.staleness_max,
         )
 
     def offer(self, topic_device: str, payload: bytes, now: float) -> Verdict:
@@ -104,6 +107,8 @@ class Aggregator:
         weight = 1.0 if s.sync else s.staleness.weight(staleness)
         self.buffer.add(arrays, weight, delta.num_samples)
         self.dedup.add((delta.device, delta.update_id))
+        self.staleness_sum += staleness
+        self.staleness_max = max(self.staleness_max, staleness)
         if self.buffer.count == 1 and not s.sync:
             self.started = now
         ack = Ack(s.task, delta.device, delta.update_id, True, self.version,
@@ -127,7 +132,12 @@ class Aggregator:
         return at is not None and now >= at and count >= self.settings.min_buffer
 
     def flush(self, now: float, wall: float) -> int:
-        """Apply the buffer: new params, version + 1. Returns the new version."""
+        """Apply the buffer: new params, version + 1. Returns the new version.
+
+        The new version's metrics start with what went into it: ``updates`` folded,
+        and their ``staleness_mean`` and ``staleness_max`` (the shell adds accuracy).
+        """
+        count = self.buffer.count
         self.params = self.buffer.apply(self.params, self.settings.lr)
         self.buffer.clear()
         if self.created and wall > self.created:
@@ -135,6 +145,11 @@ class Aggregator:
             self.interval = gap if self.interval is None else 0.8 * self.interval + 0.2 * gap
         self.version += 1
         self.created = wall
-        self.metrics = {}
+        self.metrics = {
+            "updates": float(count),
+            "staleness_mean": self.staleness_sum / count if count else 0.0,
+            "staleness_max": float(self.staleness_max),
+        }
+        self.staleness_sum = self.staleness_max = 0
         self.started = now if self.settings.sync else None
         return self.version

@@ -2,8 +2,8 @@
 
 Delivery and durability, end to end
 -----------------------------------
-* One MQTT 3.1.1 session with a fixed client id and ``clean_session=False``,
-  subscribed to ``delta/+`` and ``status/+`` at QoS 1: deltas published while
+* One persistent MQTT session (5 or 3.1.1, see :mod:`aggregator.mqtt`) with a fixed
+  client id, subscribed to ``delta/+`` and ``status/+`` at QoS 1: deltas published while
   the aggregator is down are queued by the broker and delivered when it returns.
 * **PUBACK after persistence.** paho normally sends the PUBACK of a QoS 1 message
   as soon as aiomqtt's callback has put it in a queue, i.e. before we looked at it;
@@ -20,14 +20,17 @@ Delivery and durability, end to end
   its retained ``model``, chunks and ``model/meta`` go out, and the newest state is
   re-published on every connect, so the broker never shows a version the
   aggregator could lose, and a broker that lost its retained messages gets them back.
-* **Backpressure instead of drops.** Unacknowledged messages occupy the broker's
-  in-flight window for this client (mosquitto ``max_inflight_messages``), so the
-  broker stops sending while we are busy and queues the rest (up to its
+* **Backpressure instead of drops.** Every delta we hold is unacknowledged, so the
+  broker's in-flight window for this client bounds how many we hold: MQTT 5
+  ``Receive Maximum`` (``--receive-maximum``, declared at CONNECT) where the broker
+  speaks 5, else its own per-client limit (mosquitto ``max_inflight_messages``); see
+  :mod:`aggregator.mqtt`. The broker queues the rest (up to its
   ``max_queued_messages``: size that for the fleet, past it mosquitto drops even
-  QoS 1). Our queues are bounded; the reader blocks when the worker's queue is full.
-  aiomqtt's own queue is bounded far above any in-flight window; if it ever
-  overflows, the message is counted in ``fedmq_queue_dropped_total`` and, being
-  unacknowledged, is redelivered on the next connect rather than lost.
+  QoS 1), so our memory is O(window x delta + model), not O(backlog). Our queues
+  are bounded; the reader blocks when the worker's queue is full. aiomqtt's own
+  queue is bounded far above any in-flight window; if it ever overflows, the
+  message is counted in ``fedmq_queue_dropped_total`` and, being unacknowledged,
+  is redelivered on the next connect rather than lost.
 * Latency: every socket sets TCP_NODELAY (paho does not), and a sender task publishes
   models and acks while the worker folds the next batch. Brokers should set
   ``set_tcp_nodelay true`` too (mosquitto's default leaves Nagle on for its PUBACKs).
@@ -42,7 +45,6 @@ import asyncio
 import functools
 import logging
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,10 +57,20 @@ from aggregator.backoff import backoff_delay
 from aggregator.core import Aggregator, Verdict
 from aggregator.fleet import Fleet
 from aggregator.metrics import Metrics
-from aggregator.publishing import Release, status_payload
+from aggregator.mqtt import (
+    NODELAY,
+    TIMEOUT,
+    GatedClient,
+    ProtocolChoice,
+    make_client,
+    payload,
+    topic_device,
+)
+from aggregator.outbox import Outbox
+from aggregator.publishing import ModelSnapshot, Release, build_release, status_payload
 from aggregator.settings import Settings
 from aggregator.store import Store
-from aggregator.worker import BatchResult, ModelSource, Worker
+from aggregator.worker import ModelSource, Worker
 from fedmq import codec
 from fedmq.errors import DecodeError
 from fedmq.tasks import get_task
@@ -66,10 +78,7 @@ from fedmq.topics import TopicKind
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-INCOMING_QUEUE = 10_000  # aiomqtt's queue: far above any broker in-flight window
-# paho leaves Nagle on; small acks and PUBACKs then wait out delayed ACKs (~40 ms each).
-OUTBOX = 8  # batches of acks waiting to be sent; the worker waits when it is full
-NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+__all__ = ["NODELAY", "run_aggregator"]
 
 
 async def finish_in_thread(fn: Callable[[], T]) -> T:
@@ -83,25 +92,13 @@ async def finish_in_thread(fn: Callable[[], T]) -> T:
         raise
 
 
-def counting_queue(dropped: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An asyncio.Queue class for aiomqtt that counts what it has to refuse."""
-
-    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if self.full():
-                dropped()  # aiomqtt logs and discards; unacked, so redelivered on reconnect
-            super().put_nowait(item)
-
-    return CountingQueue
-
-
 @dataclass
 class Connection:
     """What one connected session needs: reader -> queue -> worker -> outbox -> sender."""
 
-    client: aiomqtt.Client
+    client: GatedClient
     queue: asyncio.Queue[aiomqtt.Message]
-    outbox: asyncio.Queue[BatchResult | None]
+    outbox: Outbox
 
 
 class Service:
@@ -112,24 +109,13 @@ class Service:
         self.metrics = metrics
         self.topics = settings.topics
         self.fleet = Fleet()
-        self.release: Release | None = None
+        self.release: Release | None = None  # the newest model encoded
+        self.latest: ModelSnapshot | None = None  # the newest model made
 
-    def _client(self) -> aiomqtt.Client:
-        s, b = self.settings, self.settings.broker
+    def _client(self, choice: ProtocolChoice) -> GatedClient:
         will = aiomqtt.Will(self.topics.aggregator_status,
                             status_payload(self.core, online=False, ts=time.time()), 1, True)
-        client = aiomqtt.Client(
-            b.host, b.port, username=b.username, password=b.password,
-            identifier=s.identifier, clean_session=False, will=will, keepalive=s.keepalive,
-            tls_params=aiomqtt.TLSParameters() if b.tls else None,
-            max_queued_incoming_messages=INCOMING_QUEUE,
-            queue_type=counting_queue(self.metrics.dropped.inc),
-            socket_options=NODELAY,
-        )
-        client.pending_calls_threshold = 1000  # acks go out concurrently by design
-        # aiomqtt has no switch for this; see the module docstring for why we need it.
-        client._client.manual_ack_set(True)
-        return client
+        return make_client(self.settings, will, choice, self.metrics.dropped.inc)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         """Connect, serve, reconnect with backoff, until ``stop`` is set."""
@@ -137,13 +123,18 @@ class Service:
         self.metrics.version.set(self.core.version)
         rng = random.Random()
         attempt = 0
+        choice = ProtocolChoice.for_settings(self.settings)
         while not stop.is_set():
+            connected = False
             try:
-                async with self._client() as client:
-                    attempt = 0
+                async with self._client(choice) as client:
+                    connected, attempt = True, 0
+                    client.timeout = TIMEOUT  # the short v5 probe timeout was for CONNECT only
                     await self._session(client, stop, ready)
             except* aiomqtt.MqttError as group:  # raised bare, or from the session's TaskGroup
-                log.warning("broker connection lost or refused: %s", group.exceptions[0])
+                log.warning("broker connection lost or refused (MQTT %s): %s",
+                            choice.current.name, group.exceptions[0])
+            choice = choice.after(connected=connected)
             if stop.is_set():
                 break
             delay = backoff_delay(attempt, u=rng.random())
@@ -155,19 +146,20 @@ class Service:
                 continue
 
     async def _session(
-        self, client: aiomqtt.Client, stop: asyncio.Event, ready: asyncio.Event | None
+        self, client: GatedClient, stop: asyncio.Event, ready: asyncio.Event | None
     ) -> None:
         await client.subscribe(self.topics.delta_filter, qos=1)
         await client.subscribe(self.topics.status_filter, qos=1)
         await self._publish_status(client, online=True)
-        if self.release is not None:
+        if self.latest is not None:  # made, but maybe not published when the session broke
+            await self._publish_model(client, self.latest)
+        elif self.release is not None:
             await self._publish_release(client, self.release)  # the broker may have lost it
         log.info("connected to %s as %s at version %d", self.settings.broker,
                  self.settings.identifier, self.core.version)
         if ready is not None:
             ready.set()
-        conn = Connection(client, asyncio.Queue(maxsize=self.settings.queue_size),
-                          asyncio.Queue(maxsize=OUTBOX))
+        conn = Connection(client, asyncio.Queue(maxsize=self.settings.queue_size), Outbox())
         async with asyncio.TaskGroup() as tg:
             reader = tg.create_task(self._read(conn), name="aggregator-reader")
             tg.create_task(self._work(conn, stop, reader), name="aggregator-worker")
@@ -182,10 +174,10 @@ class Service:
                 await conn.queue.put(message)
                 continue
             if parsed is not None and parsed.kind is TopicKind.STATUS and parsed.device:
-                self._on_status(parsed.device, _payload(message))
+                self._on_status(parsed.device, payload(message))
             else:
                 log.warning("ignoring message on unexpected topic %s", message.topic.value)
-            _puback(conn.client, message)
+            conn.client.puback(message)
 
     def _on_status(self, device: str, payload: bytes) -> None:
         try:
@@ -202,27 +194,22 @@ class Service:
             batch = await self._next_batch(conn.queue, stop)
             if batch is None:
                 break
-            items = [(_device(m), _payload(m)) for m in batch]
+            items = [(topic_device(m), payload(m)) for m in batch]
             result = await finish_in_thread(functools.partial(self.worker.process, items))
             for message in batch:
-                _puback(conn.client, message)  # durable (or rejected): the broker may forget it
-            await conn.outbox.put(result)
+                conn.client.puback(message)  # durable (or rejected): the broker may forget it
+            if result.model is not None:
+                self.latest = result.model
+            conn.outbox.put(result)  # never waits: see aggregator.outbox
         reader.cancel()
-        await conn.outbox.put(None)
+        conn.outbox.close()
 
     async def _send(self, conn: Connection) -> None:
-        """Publish models and acks in order while the worker folds the next batch."""
-        while (result := await conn.outbox.get()) is not None:
-            verdicts = list(result.verdicts)
-            release = result.release
-            while not conn.outbox.empty():  # catch up: only the newest model matters
-                more = conn.outbox.get_nowait()
-                if more is None:
-                    await conn.outbox.put(None)
-                    break
-                verdicts.extend(more.verdicts)
-                release = more.release or release
-            await self._deliver(conn.client, BatchResult(tuple(verdicts), release))
+        """Publish the newest model, then acks, while the worker folds the next batch."""
+        while (result := await conn.outbox.take()) is not None:
+            if result.model is not None:
+                await self._publish_model(conn.client, result.model)
+            await asyncio.gather(*(self._send_ack(conn.client, v) for v in result.verdicts))
 
     async def _next_batch(
         self, queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event
@@ -244,11 +231,15 @@ class Service:
             batch.append(queue.get_nowait())
         return batch
 
-    async def _deliver(self, client: aiomqtt.Client, result: BatchResult) -> None:
-        if result.release is not None:
-            self.release = result.release
-            await self._publish_release(client, result.release)
-        await asyncio.gather(*(self._send_ack(client, v) for v in result.verdicts))
+    async def _publish_model(self, client: aiomqtt.Client, snap: ModelSnapshot) -> None:
+        if self.release is None or self.release.version != snap.version:
+            previous = self.worker.published_chunks
+            build = functools.partial(build_release, self.settings, self.core.spec, snap, previous)
+            self.release = await asyncio.to_thread(build)  # reads only the frozen snapshot
+            self.worker.published_chunks = len(self.release.publication.chunks)
+        await self._publish_release(client, self.release)
+        if self.latest is snap:
+            self.latest = None  # published: a reconnect re-publishes self.release
 
     async def _send_ack(self, client: aiomqtt.Client, verdict: Verdict) -> None:
         await client.publish(self.topics.ack(verdict.ack.device), verdict.payload, qos=1)
@@ -267,22 +258,8 @@ class Service:
             self.metrics.accuracy.set(pub.meta.metrics["accuracy"])
 
     async def _publish_status(self, client: aiomqtt.Client, *, online: bool) -> None:
-        payload = status_payload(self.core, online=online, ts=time.time())
-        await client.publish(self.topics.aggregator_status, payload, qos=1, retain=True)
-
-
-def _payload(message: aiomqtt.Message) -> bytes:
-    p = message.payload
-    return bytes(p) if isinstance(p, bytes | bytearray) else str(p).encode()
-
-
-def _device(message: aiomqtt.Message) -> str:
-    return message.topic.value.rsplit("/", 1)[-1]
-
-
-def _puback(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
-    if message.qos == 1:
-        client._client.ack(message.mid, 1)
+        body = status_payload(self.core, online=online, ts=time.time())
+        await client.publish(self.topics.aggregator_status, body, qos=1, retain=True)
 
 
 async def run_aggregator(

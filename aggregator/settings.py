@@ -38,6 +38,11 @@ class Settings:
     queue_size: int = 64  # deltas between the MQTT reader and the folding worker
     batch_max: int = 32  # deltas folded per durable write at most
     keepalive: int = 30
+    # MQTT 5 Receive Maximum: deltas the broker may have in flight to us, i.e. the most we
+    # hold in memory at once (see aggregator.mqtt). 0 = speak MQTT 3.1.1 only.
+    receive_maximum: int = 32
+    # Delta bytes held (received, not yet PUBACKed) before we stop reading the socket.
+    max_held_bytes: int = 64 * 2**20
 
     def __post_init__(self) -> None:
         Topics(self.task, self.prefix)  # validates both
@@ -50,6 +55,10 @@ class Settings:
                 raise ConfigError(f"--{name} must be >= 1, got {value}")
         if self.min_buffer > self.k:
             raise ConfigError(f"--min-buffer {self.min_buffer} exceeds the buffer size {self.k}")
+        if not 0 <= self.receive_maximum <= 65535:
+            raise ConfigError("--receive-maximum must be in 0..65535 (0 = MQTT 3.1.1 only)")
+        if self.max_held_bytes < 1:
+            raise ConfigError("--max-held-bytes must be >= 1")
         if self.max_staleness < 0:
             raise ConfigError("--max-staleness must be >= 0")
         if not (self.buffer_timeout > 0 and self.round_deadline > 0 and self.server_lr > 0):

@@ -51,6 +51,8 @@ class State:
     metrics: dict[str, float] = field(default_factory=dict)
     interval: float | None = None
     chunks: int = 0  # chunk count of the newest publication, to clear leftovers
+    staleness_sum: int = 0  # of the buffered updates, for the next version's metrics
+    staleness_max: int = 0
 
 
 def _arrays_to_wire(arrays: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +80,8 @@ def encode_state(state: State) -> bytes:
         "metrics": state.metrics,
         "interval": state.interval,
         "chunks": state.chunks,
+        "staleness_sum": state.staleness_sum,
+        "staleness_max": state.staleness_max,
     }
     out: bytes = msgpack.packb(body, use_bin_type=True)
     return out
@@ -95,6 +99,7 @@ def decode_state(data: bytes) -> State:
             tuple((str(d), str(u)) for d, u in obj["dedup"]),
             {str(k): float(v) for k, v in obj["metrics"].items()},
             None if obj["interval"] is None else float(obj["interval"]), int(obj["chunks"]),
+            int(obj.get("staleness_sum", 0)), int(obj.get("staleness_max", 0)),  # added later
         )
     except StateError:
         raise

@@ -2,8 +2,11 @@
 
 :class:`Worker` runs in a thread (the service calls it through ``asyncio.to_thread``)
 and is the only code that touches the core. It folds a batch, flushes whenever the
-buffer is due, evaluates and encodes the newest model, and writes the state once
-per batch *before* returning, so whatever it returns is safe to acknowledge.
+buffer is due, evaluates the newest model, and writes the state once per batch
+*before* returning, so whatever it returns is safe to acknowledge. It does not
+encode models: it returns a :class:`ModelSnapshot` and the sender encodes only the
+newest one it has not published yet, so versions superseded while a publish was
+in flight cost nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Protocol
 
 from aggregator.core import Aggregator, Verdict
 from aggregator.metrics import Metrics
-from aggregator.publishing import Release, build_release
+from aggregator.publishing import ModelSnapshot, Release, build_release
 from aggregator.settings import Settings
 from aggregator.store import Store
 from fedmq.modelspec import ModelSpec
@@ -40,7 +43,7 @@ class ModelSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class BatchResult:
     verdicts: tuple[Verdict, ...]
-    release: Release | None  # the newest model, if the batch made one
+    model: ModelSnapshot | None  # the newest version, if the batch made one
 
 
 class Worker:
@@ -49,6 +52,9 @@ class Worker:
         self.task = task
         self.store = store
         self.metrics = metrics
+        # Chunk count of the newest publication the sender built; saved with the next
+        # state so that a restart clears chunks a longer model left retained.
+        self.published_chunks = core.chunks
 
     @classmethod
     def open(cls, settings: Settings, task: ModelSource, store: Store, metrics: Metrics) -> Worker:
@@ -70,20 +76,23 @@ class Worker:
         return worker
 
     def evaluate(self) -> dict[str, float]:
+        """The core's metrics for its version plus test accuracy, if there is a test set."""
         if len(self.task.test_set()) == 0:
-            return {}
-        return {"accuracy": self.task.evaluate(self.core.params)}
+            return dict(self.core.metrics)
+        return {**self.core.metrics, "accuracy": self.task.evaluate(self.core.params)}
 
     def save(self) -> None:
         t0 = time.perf_counter()
+        self.core.chunks = self.published_chunks
         self.store.save(self.core.snapshot())
         self.metrics.persist.observe(time.perf_counter() - t0)
 
     def initial_release(self) -> Release:
         """The publication of the loaded state, to (re-)publish on connect."""
-        release = build_release(self.core, self.core.chunks)
-        if len(release.publication.chunks) != self.core.chunks:
-            self.core.chunks = len(release.publication.chunks)
+        core = self.core
+        release = build_release(core.settings, core.spec, ModelSnapshot.of(core), core.chunks)
+        if len(release.publication.chunks) != core.chunks:
+            self.published_chunks = len(release.publication.chunks)
             self.save()  # remember how many chunks may be retained, to clear them later
         return release
 
@@ -104,18 +113,17 @@ class Worker:
         if not items and core.due(time.monotonic()):
             core.flush(time.monotonic(), time.time())
             flushed = True
-        release = None
-        if flushed:
+        model = None
+        if flushed:  # only the batch's last version is evaluated: the others are superseded
             core.metrics = self.evaluate()
-            release = build_release(core, core.chunks)
-            core.chunks = len(release.publication.chunks)
+            model = ModelSnapshot.of(core)
         if flushed or any(v.folded for v in verdicts):
             self.save()
         m.version.set(core.version)
         m.buffered.set(core.buffer.count)
         if items:
             m.aggregation.observe(time.perf_counter() - t0)
-        return BatchResult(tuple(verdicts), release)
+        return BatchResult(tuple(verdicts), model)
 
     def _count(self, verdict: Verdict) -> None:
         m, ack = self.metrics, verdict.ack

@@ -67,11 +67,13 @@ class FlatModel:
         raise NotImplementedError("no evaluation data")
 
 
-def payloads(n: int, count: int, distinct: int = 4) -> list[bytes]:
+def payloads(n: int, count: int, distinct: int = 4, first: int = 0) -> list[bytes]:
+    """Deltas ``first .. first+count-1`` (ids ``u<i>``, devices round-robin over 100)."""
     rng = np.random.default_rng(0)
     tensors = [Tensor.encode(rng.normal(0, 0.01, n).astype(np.float32)) for _ in range(distinct)]
     return [codec.encode(Delta(TASK, f"sim-{i % 100:05d}", f"u{i}", 0, 10,
-                               {"w": tensors[i % distinct]}, 1.0)) for i in range(count)]
+                               {"w": tensors[i % distinct]}, 1.0))
+            for i in range(first, first + count)]
 
 
 async def publish_all(port: int, items: list[bytes], done: asyncio.Event) -> float:

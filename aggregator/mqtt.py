@@ -1,0 +1,194 @@
+"""The aggregator's MQTT session: client options, flow control, manual PUBACKs.
+
+Flow control: what bounds the aggregator's memory
+-------------------------------------------------
+paho reads every PUBLISH the broker sends and aiomqtt queues it, so the only real
+bound on how many deltas sit in this process is how many the broker lets be *in
+flight* (sent, not yet PUBACKed) to us. With manual PUBACKs (see
+:mod:`aggregator.service`) every delta we hold is in flight, so:
+
+* **MQTT 5** (mosquitto 2, EMQX, HiveMQ): we declare CONNECT ``Receive Maximum`` =
+  ``settings.receive_maximum``; a compliant broker then holds the rest of the
+  backlog itself. Memory is about ``receive_maximum x delta size + O(model)``,
+  whatever the number of updates. A session expiry of "never" gives the same
+  persistent session as 3.1.1's ``clean_session=False``.
+* **MQTT 3.1.1** (the demo's amqtt, or ``receive_maximum = 0``): the broker's own
+  per-client window bounds it (mosquitto ``max_inflight_messages``; size it with
+  the delta size in mind).
+* **Our own byte budget**, because neither window is to be trusted alone: mosquitto
+  2.0.11 (Debian's) lets both be exceeded, measured here at 84 unacked deltas for a
+  Receive Maximum of 32 and 180 for ``max_inflight_messages 100``. :class:`GatedClient`
+  stops reading the socket while the deltas received and not yet PUBACKed exceed
+  ``settings.max_held_bytes``; TCP flow control then makes the broker hold the rest.
+  Reading resumes as soon as the worker acknowledges a batch, which never waits for
+  the socket, so the pause cannot deadlock.
+
+A broker that does not speak MQTT 5 (amqtt hangs on a v5 CONNECT rather than
+refusing it) is detected by a short connect timeout; attempts then alternate
+between 5 and 3.1.1 until one connects, and the process keeps the one that did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import aiomqtt
+from paho.mqtt import client as mqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from aggregator.settings import Settings
+
+INCOMING_QUEUE = 10_000  # aiomqtt's queue: far above any in-flight window
+# paho leaves Nagle on; small acks and PUBACKs then wait out delayed ACKs (~40 ms each).
+NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
+PROBE_TIMEOUT = 3.0  # seconds a v5 CONNECT may take before we try 3.1.1
+TIMEOUT = 10.0  # aiomqtt's default for every other operation
+NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5 session expiry interval meaning "never"
+
+V5, V311 = aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolChoice:
+    """Which MQTT version to try next (pure; the service feeds it each attempt's outcome)."""
+
+    order: tuple[aiomqtt.ProtocolVersion, ...]
+    index: int = 0
+    settled: bool = False  # a version connected once: keep it for good
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ProtocolChoice:
+        return cls((V5, V311) if settings.receive_maximum else (V311,))
+
+    @property
+    def current(self) -> aiomqtt.ProtocolVersion:
+        return self.order[self.index]
+
+    @property
+    def probing(self) -> bool:
+        """True while an MQTT 5 attempt may hang on a 3.1.1-only broker."""
+        return not self.settled and self.current is V5
+
+    def after(self, *, connected: bool) -> ProtocolChoice:
+        if connected:
+            return replace(self, settled=True)
+        if self.settled:
+            return self
+        return replace(self, index=(self.index + 1) % len(self.order))
+
+
+def counting_queue(dropped: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """An asyncio.Queue class for aiomqtt that counts what it has to refuse."""
+
+    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            if self.full():
+                dropped()  # aiomqtt logs and discards; unacked, so redelivered on reconnect
+            super().put_nowait(item)
+
+    return CountingQueue
+
+
+class GatedClient(aiomqtt.Client):
+    """An aiomqtt client that stops reading its socket while it holds too many bytes.
+
+    ``held`` counts payload bytes received and not yet released by :meth:`puback`.
+    Pausing removes the socket's reader from the event loop; resuming installs
+    :meth:`_read_socket`, which does what aiomqtt 2.5's own reader does.
+    """
+
+    def __init__(self, *args: Any, max_held_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_held_bytes = max_held_bytes
+        self.held = 0
+        self.pauses = 0
+        self._fd = -1
+        self._paused = False
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        super()._on_socket_open(client, userdata, sock)
+        # Runs after aiomqtt's add_reader, which it schedules the same way.
+        self._loop.call_soon_threadsafe(self._opened, sock.fileno())
+
+    def _opened(self, fd: int) -> None:
+        self._fd = fd
+        self._gate()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any,
+                    message: mqtt.MQTTMessage) -> None:
+        if not self._queue.full():  # a refused message is never released
+            self.held += len(message.payload)
+        super()._on_message(client, userdata, message)
+        self._gate()
+
+    def puback(self, message: aiomqtt.Message) -> None:
+        """Acknowledge ``message`` to the broker (QoS 1) and release its bytes."""
+        if message.qos == 1:
+            self._client.ack(message.mid, 1)
+        self.held -= len(payload(message))
+        self._gate()
+
+    def _gate(self) -> None:
+        if self._fd < 0:
+            return
+        if not self._paused and self.held > self.max_held_bytes:
+            self._loop.remove_reader(self._fd)
+            self._paused = True
+            self.pauses += 1
+        elif self._paused and self.held <= self.max_held_bytes:
+            self._loop.add_reader(self._fd, self._read_socket)
+            self._paused = False
+
+    def _read_socket(self) -> None:
+        try:
+            while True:
+                self._client.loop_read()
+                sock = self._client.socket()
+                if isinstance(sock, ssl.SSLSocket) and sock.pending() > 0:
+                    continue  # decoded TLS bytes the selector will not report
+                break
+        except Exception as exc:  # as in aiomqtt: a broken socket ends the session
+            if not self._disconnected.done():
+                self._disconnected.set_exception(exc)
+
+
+def make_client(settings: Settings, will: aiomqtt.Will, choice: ProtocolChoice,
+                dropped: Callable[[], None]) -> GatedClient:
+    """A persistent-session client with manual PUBACKs, for ``choice.current``."""
+    b, v5 = settings.broker, choice.current is V5
+    props = None
+    if v5:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
+        props.ReceiveMaximum = settings.receive_maximum
+        props.SessionExpiryInterval = NEVER_EXPIRES
+    client = GatedClient(
+        b.host, b.port, username=b.username, password=b.password,
+        identifier=settings.identifier, protocol=choice.current, will=will,
+        clean_session=None if v5 else False,  # 3.1.1's persistent session...
+        clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # ...and MQTT 5's
+        properties=props, keepalive=settings.keepalive,
+        timeout=PROBE_TIMEOUT if choice.probing else TIMEOUT,
+        tls_params=aiomqtt.TLSParameters() if b.tls else None,
+        max_queued_incoming_messages=INCOMING_QUEUE, queue_type=counting_queue(dropped),
+        socket_options=NODELAY, max_held_bytes=settings.max_held_bytes,
+    )
+    client.pending_calls_threshold = 1000  # acks go out concurrently by design
+    # aiomqtt has no switch for this; see aggregator.service for why we need it.
+    client._client.manual_ack_set(True)
+    return client
+
+
+def payload(message: aiomqtt.Message) -> bytes:
+    p = message.payload
+    return p if isinstance(p, bytes) else bytes(p) if isinstance(p, bytearray) else str(p).encode()
+
+
+def topic_device(message: aiomqtt.Message) -> str:
+    return message.topic.value.rsplit("/", 1)[-1]
