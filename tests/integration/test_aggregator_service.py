@@ -285,3 +285,26 @@ def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as r:
         body: bytes = r.read()
         return body.decode()
+
+
+@pytest.mark.parametrize("receive_maximum", [32, 0], ids=["mqtt5", "mqtt311"])
+def test_paused_reads_lose_nothing_and_meta_has_staleness(
+    mosquitto: Mosquitto, tmp_path: Path, receive_maximum: int
+) -> None:
+    # A 1-byte budget pauses the socket after every delta: all must still be folded.
+    s = settings(mosquitto, tmp_path, buffer=2, max_held_bytes=1, max_staleness=100,
+                 receive_maximum=receive_maximum)
+
+    async def body() -> None:
+        async with aggregator(s), watcher(mosquitto) as w:
+            for i in range(12):
+                dev = f"sim-{i % 3:05d}"
+                await w.publish(dev, delta_payload(dev, f"u{i}", 0, 5, i))
+            await w.until(lambda w: len(w.acks) == 12 and w.metas[-1].version == 6)
+        assert all(a.accepted for a in w.acks)
+        meta = w.metas[-1]
+        assert meta.metrics["updates"] == 2.0
+        assert 0.0 <= meta.metrics["staleness_mean"] <= meta.metrics["staleness_max"] <= 5.0
+        assert 0.0 <= meta.metrics["accuracy"] <= 1.0
+
+    run(body)
