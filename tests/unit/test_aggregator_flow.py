@@ -44,13 +44,16 @@ def test_buffered_staleness_survives_a_restart(tmp_path: Path) -> None:
 
 def test_mqtt5_is_tried_first_and_kept_or_dropped_for_good() -> None:
     choice = ProtocolChoice((V5, V311))
-    assert choice.current is V5 and choice.probing
+    assert choice.current is V5
+    assert choice.probing
     down = choice.after(connected=False).after(connected=False)
     assert down.current is V5  # a broker that is down: keep alternating
     old = choice.after(connected=False).after(connected=True)
-    assert old.current is V311 and old.after(connected=False).current is V311
+    assert old.current is V311
+    assert old.after(connected=False).current is V311
     new = choice.after(connected=True)
-    assert not new.probing and new.after(connected=False).current is V5
+    assert not new.probing
+    assert new.after(connected=False).current is V5
 
 
 def _verdict(uid: str) -> Verdict:
@@ -68,7 +71,9 @@ def test_outbox_keeps_every_ack_and_only_the_newest_model() -> None:
         box.put(BatchResult((_verdict("b"),), _snap(2)))  # version 1 is never encoded
         box.put(BatchResult((_verdict("c"),), None))
         got = await box.take()
-        assert got is not None and got.model is not None and got.model.version == 2
+        assert got is not None
+        assert got.model is not None
+        assert got.model.version == 2
         assert [v.ack.update_id for v in got.verdicts] == ["a", "b", "c"]
         box.close()
         assert await box.take() is None
