@@ -147,14 +147,17 @@ def decode_arrays(
     except DecodeError as exc:
         reason = RejectReason.MALFORMED if isinstance(exc, TensorError) else _reason_of(exc)
         raise DeltaRejected(reason, str(exc), device=dev, update_id=uid) from exc
-    sq = 0.0
     for name, a in arrays.items():
         if not np.isfinite(a).all():
             raise DeltaRejected(RejectReason.NON_FINITE, f"tensor {name!r} is not finite",
                                 device=dev, update_id=uid)
+    if max_norm is None:
+        return arrays  # the norm costs a float64 copy of every delta: only when bounded
+    sq = 0.0
+    for a in arrays.values():
         flat = a.reshape(-1).astype(np.float64)
         sq += float(np.dot(flat, flat))
-    if max_norm is not None and math.sqrt(sq) > max_norm:
+    if math.sqrt(sq) > max_norm:
         raise DeltaRejected(
             RejectReason.NORM_BOUND, f"L2 norm {math.sqrt(sq):.6g} exceeds {max_norm:g}",
             device=dev, update_id=uid,
