@@ -2,11 +2,16 @@
 
 For each model size, in the same run and against the same broker:
 
-* ``e2e``: one publisher sends M f32 deltas at QoS 1; the in-process aggregator
-  (FedBuff, K=10) decodes, folds, persists and acks them; the rate is M over the
-  time from the first publish to the last ack (an ack means durable).
-* ``bare``: a plain aiomqtt subscriber (automatic PUBACK, does nothing) receives the
-  same M payloads: the rate the broker and one MQTT client can move them.
+* ``e2e``: one publisher sends M f32 deltas at QoS 1; the aggregator (FedBuff, K=10),
+  alone in a child process, decodes, folds, persists and acks them; the rate is M
+  over the time from the first publish to the last ack (an ack means durable).
+* ``bare``: a plain aiomqtt subscriber (automatic PUBACK, does nothing), alone in a
+  child process, receives the same M payloads: the rate the broker and one MQTT
+  client can move them.
+
+The publisher (this process) is the same for both and never shares a process (or
+a GIL) with the side measured; on e2e it also counts the acks, which only makes
+e2e look slower.
 * ``numpy``: ``Buffer.add`` over the same already-decoded arrays: the fold alone.
 
 Reported as medians over repeats, with ``e2e/bare`` and ``e2e/numpy`` ratios.
@@ -17,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +51,7 @@ from fedmq.tasks import Dataset, Params
 from fedmq.tensors import Tensor
 from fedmq.topics import Topics
 
+ROOT = Path(__file__).resolve().parents[1]
 TASK = "bench"
 TOPICS = Topics(TASK)
 
@@ -76,65 +85,95 @@ def payloads(n: int, count: int, distinct: int = 4, first: int = 0) -> list[byte
             for i in range(first, first + count)]
 
 
-async def publish_all(port: int, items: list[bytes], done: asyncio.Event) -> float:
-    """Publish ``items`` at QoS 1 and return the seconds until ``done`` is set."""
+async def publish_all(port: int, items: list[bytes], done: Callable[[], Awaitable[None]]) -> float:
+    """Publish ``items`` at QoS 1 and return the seconds until ``done()`` returns."""
     async with aiomqtt.Client("127.0.0.1", port, max_inflight_messages=100,
                               socket_options=NODELAY) as pub:
         pub.pending_calls_threshold = 1 << 30
         t0 = time.perf_counter()
         await asyncio.gather(*(pub.publish(TOPICS.delta(f"sim-{i % 100:05d}"), p, qos=1)
                                for i, p in enumerate(items)))
-        await done.wait()
+        await done()
         return time.perf_counter() - t0
 
 
+@asynccontextmanager
+async def spawn(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A ``--child`` of this module, started and ready (it printed a line), then stopped."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.ingest", "--child", *args, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        if not await proc.stdout.readline():
+            raise RuntimeError(f"bench child {args[0]} died before it was ready")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 60)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
 async def e2e_rate(broker: Mosquitto, n: int, items: list[bytes], k: int) -> float:
+    """The aggregator alone in a child process; this process publishes and counts acks."""
     with tempfile.TemporaryDirectory(prefix="fedmq-bench-") as d:
-        s = Settings(BrokerURL.parse(broker.url), TASK, Path(d), buffer=k,
-                     staleness=Staleness("fedbuff"), max_staleness=10**6,
-                     client_id=f"bench-{time.monotonic_ns()}", buffer_timeout=3600)
-        stop, ready, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        acks = 0
+        async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as sub, \
+                spawn("aggregator", broker.url, str(n), str(k), d):
+            await sub.subscribe(TOPICS.base + "/ack/+", qos=1)
 
-        async def count_acks(client: aiomqtt.Client) -> None:
-            nonlocal acks
-            async for _ in client.messages:
-                acks += 1
-                if acks == len(items):
-                    done.set()
-                    return
+            async def all_acked() -> None:
+                acks = 0
+                async for _ in sub.messages:
+                    acks += 1
+                    if acks == len(items):
+                        return
 
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(run_aggregator(s, registry=CollectorRegistry(), stop=stop,
-                                          ready=ready, task=FlatModel(n)), name="aggregator")
-            await ready.wait()
-            async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as sub:
-                await sub.subscribe(TOPICS.base + "/ack/+", qos=1)
-                counter = tg.create_task(count_acks(sub), name="acks")
-                elapsed = await publish_all(broker.port, items, done)
-                await counter
-            stop.set()
+            elapsed = await publish_all(broker.port, items, all_acked)
         return len(items) / elapsed
 
 
 async def bare_rate(broker: Mosquitto, items: list[bytes]) -> float:
-    done = asyncio.Event()
-    async with aiomqtt.Client("127.0.0.1", broker.port, identifier="bench-bare",
+    """A plain subscriber alone in a child process; it prints a line when it has them all."""
+    async with spawn("bare", broker.url, str(len(items))) as proc:
+        assert proc.stdout is not None
+        out = proc.stdout
+
+        async def all_received() -> None:
+            await out.readline()
+
+        elapsed = await publish_all(broker.port, items, all_received)
+    return len(items) / elapsed
+
+
+async def child_aggregator(url: str, n: int, k: int, state_dir: str) -> None:
+    s = Settings(BrokerURL.parse(url), TASK, Path(state_dir), buffer=k,
+                 staleness=Staleness("fedbuff"), max_staleness=10**6,
+                 client_id=f"bench-{time.monotonic_ns()}", buffer_timeout=3600)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(run_aggregator(s, registry=CollectorRegistry(), stop=stop, ready=ready,
+                                      task=FlatModel(n)), name="aggregator")
+        await ready.wait()
+        print("ready", flush=True)
+
+
+async def child_bare(url: str, count: int) -> None:
+    port = BrokerURL.parse(url).port
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-bare",
                               clean_session=True, socket_options=NODELAY) as sub:
         await sub.subscribe(TOPICS.delta_filter, qos=1)
-
-        async def count() -> None:
-            got = 0
-            async for _ in sub.messages:
-                got += 1
-                if got == len(items):
-                    done.set()
-                    return
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(count(), name="bare-subscriber")
-            elapsed = await publish_all(broker.port, items, done)
-    return len(items) / elapsed
+        print("ready", flush=True)
+        got = 0
+        async for _ in sub.messages:
+            got += 1
+            if got == count:
+                print("done", flush=True)
+                return
 
 
 def numpy_rate(n: int, items: list[bytes]) -> float:
@@ -171,6 +210,14 @@ async def run(emit: Emitter, sizes: Sequence[int], repeats: int, tiny: bool, k: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--child", "aggregator"]:
+        url, size, buf, state_dir = argv[2:6]
+        asyncio.run(child_aggregator(url, int(size), int(buf), state_dir))
+        return 0
+    if argv[:2] == ["--child", "bare"]:
+        asyncio.run(child_bare(argv[2], int(argv[3])))
+        return 0
     p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--repeats", type=int, default=3)
