@@ -13,7 +13,6 @@ counts against both modes alike.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import tempfile
 import time
@@ -106,15 +105,12 @@ def _counter(registry: CollectorRegistry, name: str) -> float:
 
 def fleet_settings(config: RunConfig, url: BrokerURL) -> FleetSettings:
     """The ideal fleet (no battery or network limits); sync mode gates training by round."""
-    kwargs: dict[str, object] = {
-        "task": TASK, "count": config.devices, "partitions": config.devices,
-        "time_scale": config.time_scale, "concurrency": config.concurrency,
-        "encoding": EncodingSpec.parse(config.encoding), "seed": config.seed,
-    }
-    names = {f.name for f in dataclasses.fields(FleetSettings)}
-    if config.mode == "sync" and "rounds" in names:
-        kwargs["rounds"] = True
-    return FleetSettings.ideal(url, **kwargs)
+    return FleetSettings.ideal(
+        url, task=TASK, count=config.devices, partitions=config.devices,
+        time_scale=config.time_scale, concurrency=config.concurrency,
+        rounds=config.mode == "sync", encoding=EncodingSpec.parse(config.encoding),
+        seed=config.seed,
+    )
 
 
 def aggregator_settings(config: RunConfig, url: BrokerURL, state_dir: Path) -> AggregatorSettings:
