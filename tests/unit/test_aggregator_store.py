@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aggregator.store import FILENAME, State, Store, decode_state
+from aggregator.store import FILENAME, SLOTS, State, Store, decode_state, encode_state
 from fedmq.errors import StateError
 
 
@@ -45,8 +45,9 @@ def test_crash_mid_write_leaves_old_state(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(OSError, match="power cut"):
         store.save(state(2))
     monkeypatch.undo()
-    assert (tmp_path / (FILENAME + ".tmp")).exists()  # the half-finished write is there...
-    (tmp_path / (FILENAME + ".tmp")).write_bytes(b"\x85truncated")
+    tmp = tmp_path / (SLOTS[0] + ".tmp")  # the second save creates the second slot
+    assert tmp.exists()  # the half-finished write is there...
+    tmp.write_bytes(b"\x85truncated")
     loaded = store.load()  # ...and ignored
     assert loaded is not None
     assert loaded.version == 1
@@ -62,3 +63,47 @@ def test_junk_state_is_a_state_error(tmp_path: Path) -> None:
         Store(tmp_path).load()
     with pytest.raises(StateError, match="unreadable"):
         decode_state(b"\x92\x01")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 20, 100, -1])
+def test_torn_in_place_write_leaves_previous_state(tmp_path: Path, cut: int) -> None:
+    store = Store(tmp_path)
+    for v in (1, 2, 3):  # 3 overwrites slot b in place
+        store.save(state(v))
+    slot = tmp_path / SLOTS[1]
+    data = bytearray(slot.read_bytes())
+    data[cut] ^= 0xFF  # a page of the new write missing: the checksum tells
+    slot.write_bytes(bytes(data))
+    loaded = Store(tmp_path).load()
+    assert loaded is not None
+    assert loaded.version == 2
+    store.save(state(4))  # the next save goes to the other slot, after the newest
+    loaded = Store(tmp_path).load()
+    assert loaded is not None
+    assert loaded.version == 4
+
+
+def test_save_without_load_never_goes_back(tmp_path: Path) -> None:
+    for v in (1, 2, 3):
+        Store(tmp_path).save(state(v))  # each a fresh Store, as after a restart
+    loaded = Store(tmp_path).load()
+    assert loaded is not None
+    assert loaded.version == 3
+
+
+def test_format_1_state_is_read_then_superseded(tmp_path: Path) -> None:
+    (tmp_path / FILENAME).write_bytes(encode_state(state(5)))
+    store = Store(tmp_path)
+    loaded = store.load()
+    assert loaded is not None
+    assert loaded.version == 5
+    store.save(state(6))
+    loaded = Store(tmp_path).load()
+    assert loaded is not None
+    assert loaded.version == 6
+
+
+def test_no_complete_slot_is_a_state_error(tmp_path: Path) -> None:
+    (tmp_path / SLOTS[0]).write_bytes(b"FEDMQST2 torn")
+    with pytest.raises(StateError, match="no complete state slot"):
+        Store(tmp_path).load()
