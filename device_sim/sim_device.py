@@ -4,7 +4,9 @@ Two tasks per device: :meth:`SimDevice.link` keeps the MQTT connection while
 the simulated network is up (and drops it, publishing the offline status the
 last will would, when it goes down); :meth:`SimDevice.drive` feeds the
 agent events (messages, ticks, training results) and carries out its
-actions. Simulated time runs ``time_scale`` times faster than the wall.
+actions. Both sleep until something happens (no polling), so an idle device
+costs next to nothing: that is what lets one process hold 10,000.
+Simulated time runs ``time_scale`` times faster than the wall.
 """
 
 from __future__ import annotations
@@ -45,15 +47,24 @@ from device_sim.events import (
     TrainingFailed,
     Unsubscribe,
 )
+from device_sim.fleet_client import FleetClient
 from device_sim.metrics import FleetMetrics
 from device_sim.network import Link, ideal_link
 from device_sim.policy import Conditions
 from device_sim.rounds import Rounds
 from device_sim.settings import FleetSettings
 from fedmq.tasks import Dataset, LinearTask, TrainResult
+from fedmq.topics import TopicKind
 
 log = logging.getLogger(__name__)
 INBOX = 64  # messages a busy device keeps; the rest are dropped and counted
+
+
+class _MetaArrived:
+    """Inbox marker: a meta arrived; the newest payload is held in ``SimDevice._meta``."""
+
+
+_META = _MetaArrived()
 
 
 @dataclass
@@ -90,8 +101,13 @@ class SimDevice:
         self.link_state: Link = (
             ideal_link() if s.network is None else Link.initial(s.network, self.rng, now)
         )
-        self.client: aiomqtt.Client | None = None
-        self.inbox: asyncio.Queue[Event] = asyncio.Queue(INBOX)
+        self.client: FleetClient | None = None
+        self._inbox: deque[Event | _MetaArrived] = deque()
+        self._meta_topic = self.agent.topics.meta
+        self._meta: bytes | None = None  # newest meta not yet handed to the agent
+        self._wake: asyncio.Future[None] | None = None  # set while drive() sleeps
+        self._next_tick = 0.0  # loop time the next Tick is due
+        self._must_tick = True  # the agent needs a Tick even if idle (start, link change)
         self._slot = False  # holds one of the fleet's training slots
         self._shown: str | None = None
         self._online_shown = False
@@ -145,22 +161,23 @@ class SimDevice:
             if not self.conditions().online:
                 await asyncio.sleep(self._wall_until(self.link_state.until))
                 continue
-            now = time.time()
             will = aiomqtt.Will(
-                self.agent.topics.status(self.device), self.agent.will_payload(now), 1, True
+                self.agent.topics.status(self.device), self.agent.will_payload(time.time()),
+                1, True,
             )
             try:
-                async with aiomqtt.Client(
+                async with FleetClient(
                     s.broker.host, s.broker.port, username=s.broker.username,
                     password=s.password(self.device), identifier=self.device, will=will,
                     clean_session=True, keepalive=s.keepalive, timeout=30.0,
+                    deliver=self._deliver, misc_interval=s.keepalive / 4,
                 ) as client:
                     attempt = 0
                     self.client = client
-                    await self.inbox.put(LinkUp(time.time()))
-                    await self._pump(client)
+                    self._push(LinkUp(time.time()))
+                    await self._hold(client)
                     self.client = None
-                    await self.inbox.put(LinkDown(time.time()))
+                    self._push(LinkDown(time.time()))
                     with contextlib.suppress(aiomqtt.MqttError):
                         await client.publish(will.topic, self.agent.will_payload(time.time()),
                                              qos=1, retain=True)
@@ -170,26 +187,49 @@ class SimDevice:
                     return
                 if self.client is not None:
                     self.client = None
-                    await self.inbox.put(LinkDown(time.time()))
+                    self._push(LinkDown(time.time()))
                 await asyncio.sleep(backoff_delay(attempt, float(self.rng.random())))
                 attempt += 1
 
-    async def _pump(self, client: aiomqtt.Client) -> None:
-        """Move messages into the inbox until the simulated network goes down."""
-        it = client.messages
+    async def _hold(self, client: FleetClient) -> None:
+        """Wait, without polling, until the connection drops or the simulated network goes down.
+
+        The link's next switch time is known, so only a device whose battery can die
+        (not scheduled) checks every ``4 * tick``; an ideal device just waits.
+        """
+        s = self.shared.settings
         while self.conditions().online and not self.shared.stop.is_set():
-            wait = min(self._wall_until(self.link_state.until), 4 * self.shared.settings.tick)
+            wait = self._wall_until(self.link_state.until)
+            if s.battery is not None:
+                wait = min(wait, 4 * s.tick)
             try:
-                msg = await asyncio.wait_for(anext(it), timeout=max(wait, 0.01))
+                async with asyncio.timeout(max(wait, 0.01)):
+                    await client.disconnected()
             except TimeoutError:
                 continue
-            kind = self.agent.topics.parse(msg.topic.value)
-            if kind is None or not isinstance(msg.payload, bytes | bytearray):
-                continue
-            try:
-                self.inbox.put_nowait(Received(time.time(), kind.kind, bytes(msg.payload)))
-            except asyncio.QueueFull:
-                self.shared.metrics.problem("inbox_full")
+            raise aiomqtt.MqttError("disconnected")
+
+    def _deliver(self, topic: str, payload: bytes | bytearray) -> None:
+        """paho's read callback: queue the message for :meth:`drive` (never blocks)."""
+        if topic == self._meta_topic:
+            # the meta is retained latest-state: a device still busy with the previous
+            # one only needs the newest, so metas never pile up in (or overflow) the inbox
+            if self._meta is None:
+                self._push(_META)
+            self._meta = bytes(payload)
+            return
+        kind = self.agent.topics.parse(topic)
+        if kind is None:
+            return
+        if len(self._inbox) >= INBOX:
+            self.shared.metrics.problem("inbox_full")
+            return
+        self._push(Received(time.time(), kind.kind, bytes(payload)))
+
+    def _push(self, event: Event | _MetaArrived) -> None:
+        self._inbox.append(event)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def _wall_until(self, sim_time: float) -> float:
         left = (sim_time - self.shared.sim_now()) / self.shared.settings.time_scale
@@ -198,18 +238,50 @@ class SimDevice:
     # -- the driver -------------------------------------------------------------
 
     async def drive(self) -> None:
-        tick = self.shared.settings.tick
-        last_tick = 0.0
+        """Feed the agent its inbox, and a Tick whenever something can have changed.
+
+        Event-driven: the task sleeps until a message, link change or training result
+        arrives, or until the next Tick is due. Ticks run timeouts and re-check
+        conditions; an idle device whose conditions cannot change (no battery or network
+        model) gets none after the first, since a Tick would only repeat its last decision.
+        """
+        loop = asyncio.get_running_loop()
         while not self.shared.stop.is_set():
-            try:
-                event = await asyncio.wait_for(self.inbox.get(), timeout=tick)
-            except TimeoutError:
-                event = None
-            if event is not None:
-                await self._step(event)
-            if time.monotonic() - last_tick >= tick:
-                last_tick = time.monotonic()
+            while self._inbox:
+                await self._step(self._next_event())
+            if self._wants_tick() and loop.time() >= self._next_tick:
+                self._next_tick = loop.time() + self.shared.settings.tick
+                self._must_tick = False
                 await self._step(Tick(time.time(), self.conditions()))
+                continue
+            if self._inbox:
+                continue
+            await self._sleep(self._next_tick if self._wants_tick() else None)
+
+    def _next_event(self) -> Event:
+        event = self._inbox.popleft()
+        if isinstance(event, _MetaArrived):
+            assert self._meta is not None
+            meta, self._meta = self._meta, None
+            return Received(time.time(), TopicKind.META, meta)
+        if isinstance(event, LinkUp | LinkDown):
+            self._must_tick = True  # the agent decides nothing on a link change alone
+        return event
+
+    def _wants_tick(self) -> bool:
+        s = self.shared.settings
+        changing = s.battery is not None or s.network is not None
+        return changing or self._must_tick or self.agent.state != "idle"
+
+    async def _sleep(self, deadline: float | None) -> None:
+        self._wake = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._wake
+        except TimeoutError:
+            pass
+        finally:
+            self._wake = None
 
     async def _step(self, event: Event) -> None:
         events: deque[Event] = deque([event])
@@ -230,7 +302,12 @@ class SimDevice:
 
     async def _take_slot(self) -> None:
         if not self._slot:
-            await self.shared.training_slots.acquire()
+            slots = self.shared.training_slots
+            queued = slots.locked()
+            await slots.acquire()
+            if queued:  # maybe for minutes: the Tick that fell due meanwhile would find the
+                # fetch timed out and resubscribe to the model just as it arrives
+                self._next_tick = asyncio.get_running_loop().time() + self.shared.settings.tick
             self._slot = True
 
     def _free_slot(self) -> None:
@@ -244,8 +321,11 @@ class SimDevice:
             case Subscribe(topics=topics) if self.client is not None:
                 if topics == self.agent.model_topics:
                     await self._take_slot()
+                # the meta is retained latest-state: QoS 0 spares every device a PUBACK
+                # per version (a lost one is superseded by the next, or resent on reconnect)
+                qos = [(t, 0 if t == self._meta_topic else 1) for t in topics]
                 with contextlib.suppress(aiomqtt.MqttError):
-                    await self.client.subscribe([(t, 1) for t in topics])
+                    await self.client.subscribe(qos)
             case Unsubscribe(topics=topics) if self.client is not None:
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self.client.unsubscribe(list(topics))
