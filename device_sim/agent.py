@@ -18,6 +18,7 @@ counted (``Note``) and otherwise ignored: they never crash a device.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import replace
 
@@ -47,6 +48,7 @@ from device_sim.fetch import Fetched, ModelFetch, Refused
 from device_sim.policy import ALWAYS, Conditions
 from fedmq import codec
 from fedmq.errors import DecodeError, EncodeError, RejectReason
+from fedmq.limits import Limits
 from fedmq.messages import Ack, Delta, DeviceStatus, ModelMeta
 from fedmq.tasks import Params, local_seed
 from fedmq.tensors import ErrorFeedback
@@ -237,7 +239,7 @@ class DeviceAgent:
 
     def _on_meta(self, payload: bytes) -> None:
         try:
-            meta = codec.decode(payload, ModelMeta, self.config.limits)
+            meta = _decode_meta(payload, self.config.limits)
         except DecodeError as exc:
             self._note("malformed_meta", str(exc))
             return
@@ -348,6 +350,14 @@ class DeviceAgent:
             self._maybe_start()
             return
         self._drop_pending(Note("rejected", str(ack.reason)))
+
+
+@functools.lru_cache(maxsize=16)
+def _decode_meta(payload: bytes, limits: Limits) -> ModelMeta:
+    """Decode a meta once per process, not once per device: a fleet of N simulated
+    devices receives the same bytes N times. ModelMeta is frozen, so sharing is safe;
+    a DecodeError is raised anew each time (lru_cache does not keep exceptions)."""
+    return codec.decode(bytes(payload), ModelMeta, limits)
 
 
 def _shapes(params: Params) -> dict[str, tuple[int, ...]]:

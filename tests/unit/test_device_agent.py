@@ -283,3 +283,20 @@ def test_lossy_encoding_carries_error_feedback() -> None:
 def test_device_without_data_never_trains() -> None:
     agent = online_agent(has_data=False)
     assert not of(run(agent, meta(model(1)), Tick(time.time(), OK)), Subscribe)
+
+
+def test_a_fleet_decodes_each_meta_once_and_every_agent_still_reacts() -> None:
+    pub = model(1)
+    agents = [online_agent(), online_agent()]
+    payload = codec.encode(pub.meta)
+    for agent in agents:  # equal bytes, distinct objects: as N connections receive them
+        acts = run(agent, Tick(T0, OK), Received(T0, TopicKind.META, bytes(bytearray(payload))))
+        assert agent.state == "fetching"
+        assert of(acts, Subscribe)
+    assert agents[0].meta is agents[1].meta  # one decode, shared (ModelMeta is frozen)
+
+
+def test_a_malformed_meta_is_noted_by_every_agent_not_cached() -> None:
+    for agent in (online_agent(), online_agent()):
+        acts = run(agent, Received(T0, TopicKind.META, b"\xc1junk"))
+        assert [n.kind for n in of(acts, Note)] == ["malformed_meta"]
