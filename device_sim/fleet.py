@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from prometheus_client import CollectorRegistry, start_http_server
 
 from device_sim.compute import device_speeds
+from device_sim.fleet_shared import Shared
 from device_sim.metrics import FleetMetrics, FleetView
 from device_sim.settings import FleetSettings
-from device_sim.sim_device import Shared, SimDevice
+from device_sim.sim_device import SimDevice
 from fedmq.tasks import get_task
 
 log = logging.getLogger(__name__)

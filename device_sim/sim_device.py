@@ -16,12 +16,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from concurrent.futures import Executor
-from dataclasses import dataclass
 
 import aiomqtt
 import numpy as np
-import numpy.typing as npt
 
 from device_sim.agent import DeviceAgent
 from device_sim.agent_config import AgentConfig
@@ -48,40 +45,14 @@ from device_sim.events import (
     Unsubscribe,
 )
 from device_sim.fleet_client import FleetClient
-from device_sim.metrics import FleetMetrics
+from device_sim.fleet_shared import Shared, train
+from device_sim.inbox import Inbox
 from device_sim.network import Link, ideal_link
 from device_sim.policy import Conditions
-from device_sim.rounds import Rounds
-from device_sim.settings import FleetSettings
-from fedmq.tasks import Dataset, LinearTask, TrainResult
-from fedmq.topics import TopicKind
+from fedmq.tasks import Dataset
 
 log = logging.getLogger(__name__)
 INBOX = 64  # messages a busy device keeps; the rest are dropped and counted
-
-
-class _MetaArrived:
-    """Inbox marker: a meta arrived; the newest payload is held in ``SimDevice._meta``."""
-
-
-_META = _MetaArrived()
-
-
-@dataclass
-class Shared:
-    """What all devices of one fleet share."""
-
-    settings: FleetSettings
-    task: LinearTask
-    speeds: npt.NDArray[np.float64]
-    metrics: FleetMetrics
-    training_slots: asyncio.Semaphore
-    executor: Executor
-    stop: asyncio.Event
-    started: float  # wall monotonic origin of simulated time
-
-    def sim_now(self) -> float:
-        return (time.monotonic() - self.started) * self.settings.time_scale
 
 
 class SimDevice:
@@ -93,7 +64,7 @@ class SimDevice:
         self.device = s.device_id(k)
         self.agent = DeviceAgent(AgentConfig(
             self.device, s.task, self.partition, s.prefix, s.encoding, s.policy,
-            ack_timeout=s.ack_timeout, has_data=len(self.data) > 0, rounds=_rounds(shared),
+            ack_timeout=s.ack_timeout, has_data=len(self.data) > 0, rounds=shared.rounds,
         ))
         self.rng = np.random.default_rng([s.seed, k])
         now = shared.sim_now()
@@ -102,10 +73,8 @@ class SimDevice:
             ideal_link() if s.network is None else Link.initial(s.network, self.rng, now)
         )
         self.client: FleetClient | None = None
-        self._inbox: deque[Event | _MetaArrived] = deque()
+        self._inbox = Inbox(INBOX)
         self._meta_topic = self.agent.topics.meta
-        self._meta: bytes | None = None  # newest meta not yet handed to the agent
-        self._wake: asyncio.Future[None] | None = None  # set while drive() sleeps
         self._next_tick = 0.0  # loop time the next Tick is due
         self._must_tick = True  # the agent needs a Tick even if idle (start, link change)
         self._slot = False  # holds one of the fleet's training slots
@@ -214,22 +183,17 @@ class SimDevice:
         if topic == self._meta_topic:
             # the meta is retained latest-state: a device still busy with the previous
             # one only needs the newest, so metas never pile up in (or overflow) the inbox
-            if self._meta is None:
-                self._push(_META)
-            self._meta = bytes(payload)
+            self._inbox.put_meta(bytes(payload))
             return
         kind = self.agent.topics.parse(topic)
         if kind is None:
             return
-        if len(self._inbox) >= INBOX:
+        if not self._inbox.put(Received(time.time(), kind.kind, bytes(payload))):
             self.shared.metrics.problem("inbox_full")
-            return
-        self._push(Received(time.time(), kind.kind, bytes(payload)))
 
-    def _push(self, event: Event | _MetaArrived) -> None:
-        self._inbox.append(event)
-        if self._wake is not None and not self._wake.done():
-            self._wake.set_result(None)
+    def _push(self, event: LinkUp | LinkDown) -> None:
+        self._inbox.put(event, force=True)
+        self._must_tick = True  # the agent decides nothing on a link change alone
 
     def _wall_until(self, sim_time: float) -> float:
         left = (sim_time - self.shared.sim_now()) / self.shared.settings.time_scale
@@ -248,40 +212,18 @@ class SimDevice:
         loop = asyncio.get_running_loop()
         while not self.shared.stop.is_set():
             while self._inbox:
-                await self._step(self._next_event())
+                await self._step(self._inbox.pop())
             if self._wants_tick() and loop.time() >= self._next_tick:
                 self._next_tick = loop.time() + self.shared.settings.tick
                 self._must_tick = False
                 await self._step(Tick(time.time(), self.conditions()))
                 continue
-            if self._inbox:
-                continue
-            await self._sleep(self._next_tick if self._wants_tick() else None)
-
-    def _next_event(self) -> Event:
-        event = self._inbox.popleft()
-        if isinstance(event, _MetaArrived):
-            assert self._meta is not None
-            meta, self._meta = self._meta, None
-            return Received(time.time(), TopicKind.META, meta)
-        if isinstance(event, LinkUp | LinkDown):
-            self._must_tick = True  # the agent decides nothing on a link change alone
-        return event
+            await self._inbox.wait(self._next_tick if self._wants_tick() else None)
 
     def _wants_tick(self) -> bool:
         s = self.shared.settings
         changing = s.battery is not None or s.network is not None
         return changing or self._must_tick or self.agent.state != "idle"
-
-    async def _sleep(self, deadline: float | None) -> None:
-        self._wake = asyncio.get_running_loop().create_future()
-        try:
-            async with asyncio.timeout_at(deadline):
-                await self._wake
-        except TimeoutError:
-            pass
-        finally:
-            self._wake = None
 
     async def _step(self, event: Event) -> None:
         events: deque[Event] = deque([event])
@@ -357,7 +299,7 @@ class SimDevice:
             loop = asyncio.get_running_loop()
             try:
                 result = await loop.run_in_executor(
-                    sh.executor, _train, sh.task, action, self.data
+                    sh.executor, train, sh.task, action, self.data
                 )
             except (ValueError, ArithmeticError) as exc:
                 return TrainingFailed(time.time(), action.base_version, str(exc))
@@ -386,16 +328,3 @@ class SimDevice:
         if s.max_updates is not None and sent >= s.max_updates:
             self.shared.stop.set()
         return PublishDone(time.time(), action.update_id)
-
-
-def _train(task: LinearTask, action: Train, data: Dataset) -> TrainResult:
-    return task.train(action.params, data, seed=action.seed)
-
-
-def _rounds(shared: Shared) -> Rounds | None:
-    """The fleet's sync-round cohorts (FleetSettings.rounds), else None."""
-    s, task = shared.settings, shared.task
-    if not s.rounds:
-        return None
-    sizes = [len(task.device_data(i)) for i in range(task.num_devices)]
-    return Rounds.for_sizes(s.concurrency, sizes, s.seed)
