@@ -66,7 +66,8 @@ class SimDevice:
             self.device, s.task, self.partition, s.prefix, s.encoding, s.policy,
             ack_timeout=s.ack_timeout, has_data=len(self.data) > 0, rounds=shared.rounds,
         ))
-        self.rng = np.random.default_rng([s.seed, k])
+        self._k = k
+        self._rng: np.random.Generator | None = None  # made on first use (see rng)
         now = shared.sim_now()
         self.battery = None if s.battery is None else Battery.initial(s.battery, self.rng, now)
         self.link_state: Link = (
@@ -83,6 +84,14 @@ class SimDevice:
         self._charging_shown = False
 
     # -- simulated environment --------------------------------------------------
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """This device's random stream; an ideal device draws only on reconnect
+        backoff, so most never pay the ~1 KB a Generator costs."""
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.shared.settings.seed, self._k])
+        return self._rng
 
     def conditions(self) -> Conditions:
         s, now = self.shared.settings, self.shared.sim_now()
@@ -167,6 +176,9 @@ class SimDevice:
         (not scheduled) checks every ``4 * tick``; an ideal device just waits.
         """
         s = self.shared.settings
+        if s.network is None and s.battery is None:  # always online: no timer at all
+            await client.disconnected()
+            raise aiomqtt.MqttError("disconnected")
         while self.conditions().online and not self.shared.stop.is_set():
             wait = self._wall_until(self.link_state.until)
             if s.battery is not None:
