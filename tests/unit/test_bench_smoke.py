@@ -78,7 +78,7 @@ def test_time_to_accuracy_and_wire_end_to_end(
 ) -> None:
     trace, results = tmp_path / "trace.jsonl", tmp_path / "tta.jsonl"
     code = fedmq_main(["bench", "time-to-accuracy", "--seeds", "0", "--devices", "20",
-                       "--max-sim-seconds", "1.5", "--targets", "0.3,0.99",
+                       "--max-sim-seconds", "1.5", "--time-scale", "1", "--targets", "0.3,0.99",
                        "--centralized-epochs", "1", "--trace", str(trace),
                        "--out", str(results)])
     assert code == 0
