@@ -16,18 +16,12 @@ from device_sim.os_battery import os_conditions
 from device_sim.paho_agent import AgentSettings, PahoAgent
 from device_sim.policy import Conditions, Policy
 from fedmq.brokerurl import BrokerURL
-from fedmq.cli import add_common, env_default
+from fedmq.cli import add_common, add_option
 from fedmq.errors import ConfigError, FedmqError
 from fedmq.tasks import Dataset, get_task
 from fedmq.tensors import EncodingSpec
 
 log = logging.getLogger(__name__)
-
-
-def _opt(parser: argparse.ArgumentParser, name: str, default: Any, cast: Any, text: str) -> None:
-    env = "FEDMQ_" + name.upper().replace("-", "_")
-    parser.add_argument(f"--{name}", type=cast, default=env_default(name, default, cast),
-                        help=f"{text} (env {env}, default {default})")
 
 
 def register(subparsers: Any) -> None:
@@ -36,16 +30,16 @@ def register(subparsers: Any) -> None:
         description="A device agent over paho-mqtt; uses the OS battery state when there is one.",
     )
     add_common(p, broker_default="mqtt://127.0.0.1:1883")
-    _opt(p, "device-id", "", str, "this device's id (required)")
-    _opt(p, "data", "", str, "local data: an .npz with arrays X and y")
-    _opt(p, "device-index", 0, int, "without --data: train on this partition of the task")
-    _opt(p, "partitions", 0, int, "task partitions N, 0 = the task's default")
-    _opt(p, "encoding", "f32", str, "delta encoding: f32, f16, q8[:B], topk:F[:q8|f16], +zlib")
-    _opt(p, "min-battery", 0.2, float, "train only at or above this battery level (or charging)")
-    _opt(p, "metered", False, lambda t: t.lower() in ("1", "true", "yes"),
-         "this device's link is metered")
-    _opt(p, "tick", 1.0, float, "seconds between condition checks")
-    _opt(p, "ack-timeout", 60.0, float, "seconds before an unacknowledged delta is resent")
+    add_option(p, "device-id", "", str, "this device's id (required)")
+    add_option(p, "data", "", str, "local data: an .npz with arrays X and y")
+    add_option(p, "device-index", 0, int, "without --data: train on this partition of the task")
+    add_option(p, "partitions", 0, int, "task partitions N, 0 = the task's default")
+    add_option(p, "encoding", "f32", str,
+               "delta encoding: f32, f16, q8[:B], topk:F[:q8|f16], each optionally +zlib")
+    add_option(p, "min-battery", 0.2, float, "train only at or above this battery, or charging")
+    add_option(p, "metered", False, bool, "this device's link is metered")
+    add_option(p, "tick", 1.0, float, "seconds between condition checks")
+    add_option(p, "ack-timeout", 60.0, float, "seconds before an unacknowledged delta is resent")
     p.set_defaults(func=main)
 
 

@@ -14,21 +14,11 @@ from prometheus_client import CollectorRegistry
 from device_sim.policy import Policy
 from device_sim.settings import FleetSettings
 from fedmq.brokerurl import BrokerURL
-from fedmq.cli import add_common, env_default
+from fedmq.cli import add_common, add_option
 from fedmq.errors import FedmqError
 from fedmq.tensors import EncodingSpec
 
 log = logging.getLogger(__name__)
-
-
-def _opt(parser: argparse.ArgumentParser, name: str, default: Any, cast: Any, text: str) -> None:
-    env = "FEDMQ_" + name.upper().replace("-", "_")
-    parser.add_argument(f"--{name}", type=cast, default=env_default(name, default, cast),
-                        help=f"{text} (env {env}, default {default})")
-
-
-def _flag(text: str) -> bool:
-    return text.lower() in ("1", "true", "yes", "on")
 
 
 def register(subparsers: Any) -> None:
@@ -42,28 +32,28 @@ def register(subparsers: Any) -> None:
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
     add_common(p, broker_default="mqtt://127.0.0.1:1883")
-    _opt(p, "count", 100, int, "number of simulated devices (ids <id-prefix>-00000..)")
-    _opt(p, "id-prefix", "sim", str, "device id prefix; give each fleet replica its own")
-    _opt(p, "partitions", 0, int, "task partitions N, 0 = the task's default")
-    _opt(p, "alpha", 0.5, float, "Dirichlet concentration of the label partition")
-    _opt(p, "time-scale", 1.0, float, "simulated seconds per wall second")
-    _opt(p, "concurrency", 10, int, "devices training at once")
-    p.add_argument("--rounds", nargs="?", const=True, type=_flag,
-                   default=env_default("rounds", False, _flag),
-                   help="sync FedAvg rounds: only --concurrency devices, drawn at random, train "
-                   "on each model version (env FEDMQ_ROUNDS, default False)")
-    _opt(p, "encoding", "f32", str, "delta encoding: f32, f16, q8[:B], topk:F[:q8|f16], +zlib")
-    _opt(p, "seed", 0, int, "seed of batteries, links and backoff jitter")
-    _opt(p, "duration", 0.0, float, "stop after this many wall seconds, 0 = run until killed")
-    _opt(p, "max-updates", 0, int, "stop after this many published updates, 0 = no limit")
-    _opt(p, "metrics-port", 0, int, "Prometheus port, 0 = off")
-    _opt(p, "ideal", False, _flag, "no battery limits, always online")
-    _opt(p, "min-battery", 0.2, float, "train only at or above this battery level (or charging)")
-    _opt(p, "unmetered-only", False, _flag, "train only on unmetered links")
-    _opt(p, "tick", 0.5, float, "wall seconds between a device's condition checks")
-    _opt(p, "ack-timeout", 30.0, float, "wall seconds before an unacknowledged delta is resent")
-    _opt(p, "connect-rate", 500.0, float, "new connections per wall second")
-    _opt(p, "password-template", "", str, "per-device password, e.g. 'pw-{device}'")
+    add_option(p, "count", 100, int, "number of simulated devices (ids <id-prefix>-00000..)")
+    add_option(p, "id-prefix", "sim", str, "device id prefix; give each fleet replica its own")
+    add_option(p, "partitions", 0, int, "task partitions N, 0 = the task's default")
+    add_option(p, "alpha", 0.5, float, "Dirichlet concentration of the label partition")
+    add_option(p, "time-scale", 1.0, float, "simulated seconds per wall second")
+    add_option(p, "concurrency", 10, int, "devices training at once")
+    add_option(p, "rounds", False, bool,
+               "sync FedAvg rounds: only --concurrency devices, drawn at random, train on each "
+               "model version")
+    add_option(p, "encoding", "f32", str,
+               "delta encoding: f32, f16, q8[:B], topk:F[:q8|f16], each optionally +zlib")
+    add_option(p, "seed", 0, int, "seed of batteries, links and backoff jitter")
+    add_option(p, "duration", 0.0, float, "stop after this many wall seconds, 0 = run until killed")
+    add_option(p, "max-updates", 0, int, "stop after this many published updates, 0 = no limit")
+    add_option(p, "metrics-port", 0, int, "Prometheus port, 0 = off")
+    add_option(p, "ideal", False, bool, "no battery limits, always online")
+    add_option(p, "min-battery", 0.2, float, "train only at or above this battery, or charging")
+    add_option(p, "unmetered-only", False, bool, "train only on unmetered links")
+    add_option(p, "tick", 0.5, float, "wall seconds between a device's condition checks")
+    add_option(p, "ack-timeout", 30.0, float, "wall seconds before an unacked delta is resent")
+    add_option(p, "connect-rate", 500.0, float, "new connections per wall second")
+    add_option(p, "password-template", "", str, "per-device password, e.g. 'pw-{device}'")
 
 
 def settings_from(args: argparse.Namespace) -> FleetSettings:

@@ -37,6 +37,30 @@ def env_default(name: str, default: Any = None, cast: Callable[[str], Any] = str
     return default if raw is None or raw == "" else cast(raw)
 
 
+def parse_flag(text: str) -> bool:
+    """Booleans from the command line or the environment: 1/true/yes/on (any case)."""
+    return text.strip().lower() in ("1", "true", "yes", "on")
+
+
+def add_option(
+    parser: argparse.ArgumentParser, name: str, default: Any, cast: Callable[[str], Any],
+    text: str,
+) -> None:
+    """``--name`` with its ``FEDMQ_NAME`` environment default, shown in ``--help``.
+
+    ``cast=bool`` makes a switch: ``--name`` alone means true, ``--name false`` works
+    too, and so does ``FEDMQ_NAME=1``.
+    """
+    env = "FEDMQ_" + name.upper().replace("-", "_")
+    help_text = f"{text} (env {env}, default {default})"
+    if cast is bool:
+        parser.add_argument(f"--{name}", nargs="?", const=True, type=parse_flag,
+                            default=env_default(name, default, parse_flag), help=help_text)
+        return
+    parser.add_argument(f"--{name}", type=cast, default=env_default(name, default, cast),
+                        help=help_text)
+
+
 def add_common(parser: argparse.ArgumentParser, *, broker_default: str | None = None) -> None:
     """Options every networked subcommand shares."""
     parser.add_argument(

@@ -24,3 +24,14 @@ def test_cli_reads_the_id_prefix_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("FEDMQ_ID_PREFIX", "replica7")
     args = build_parser(["devices"]).parse_args(["devices", "--broker", "mqtt://127.0.0.1:1"])
     assert settings_from(args).device_id(0) == "replica7-00000"
+
+
+def test_switches_work_alone_with_a_value_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parser = build_parser(["devices"])
+    assert parser.parse_args(["devices", "--ideal"]).ideal is True
+    assert parser.parse_args(["devices", "--ideal", "false"]).ideal is False
+    assert parser.parse_args(["devices"]).ideal is False
+    monkeypatch.setenv("FEDMQ_IDEAL", "1")
+    assert build_parser(["devices"]).parse_args(["devices"]).ideal is True
