@@ -35,3 +35,23 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     text = (ROOT / "README.md").read_text()
     setup = text.split("## Set up", 1)[1].split("\n## ", 1)[0]
     assert setup.count("```sh") == 2
+
+
+def test_configuration_reference_lists_every_option() -> None:
+    """The README's reference stays true: every option of every service is in it."""
+    import argparse
+
+    from fedmq.cli import build_parser
+
+    text = (ROOT / "README.md").read_text()
+    reference = text.split("## Configuration reference", 1)[1]
+    parser = build_parser(["aggregator", "devices", "device", "demo", "watch"])
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {option}"
+        for name, command in sub.choices.items()
+        for action in command._actions
+        for option in action.option_strings[-1:]
+        if option != "--help" and f"`{option}" not in reference
+    ]
+    assert not missing, f"README's configuration reference lacks: {missing}"
