@@ -53,7 +53,6 @@ from typing import TypeVar
 import aiomqtt
 from prometheus_client import CollectorRegistry, start_http_server
 
-from aggregator.backoff import backoff_delay
 from aggregator.core import Aggregator, Verdict
 from aggregator.fleet import Fleet
 from aggregator.metrics import Metrics
@@ -72,6 +71,7 @@ from aggregator.settings import Settings
 from aggregator.store import Store
 from aggregator.worker import ModelSource, Worker
 from fedmq import codec
+from fedmq.backoff import backoff_delay
 from fedmq.errors import DecodeError
 from fedmq.tasks import get_task
 from fedmq.topics import TopicKind

@@ -22,7 +22,6 @@ import numpy as np
 
 from device_sim.agent import DeviceAgent
 from device_sim.agent_config import AgentConfig
-from device_sim.backoff import backoff_delay
 from device_sim.battery import Battery
 from device_sim.compute import training_seconds
 from device_sim.events import (
@@ -49,6 +48,7 @@ from device_sim.fleet_shared import Shared, train
 from device_sim.inbox import Inbox
 from device_sim.network import Link, ideal_link
 from device_sim.policy import Conditions
+from fedmq.backoff import backoff_delay
 from fedmq.tasks import Dataset
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ class SimDevice:
                 if self.client is not None:
                     self.client = None
                     self._push(LinkDown(time.time()))
-                await asyncio.sleep(backoff_delay(attempt, float(self.rng.random())))
+                await asyncio.sleep(
+                    backoff_delay(attempt, base=0.5, jitter=1.0, u=float(self.rng.random()))
+                )
                 attempt += 1
 
     async def _hold(self, client: FleetClient) -> None:

@@ -1,4 +1,4 @@
-"""Staleness functions, backoff and the dedup window against hand-computed values."""
+"""Staleness functions and the dedup window against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.backoff import backoff_delay
 from aggregator.dedup import DedupWindow, window_size
 from aggregator.staleness import Staleness
 from fedmq.errors import ConfigError
@@ -59,14 +58,6 @@ def test_negative_staleness_is_refused() -> None:
     with pytest.raises(ValueError, match="staleness"):
         Staleness().weight(-1)
 
-
-def test_backoff_grows_caps_and_jitters() -> None:
-    assert [backoff_delay(a, jitter=0) for a in range(4)] == [0.2, 0.4, 0.8, 1.6]
-    assert backoff_delay(100, jitter=0) == 30.0
-    assert backoff_delay(3, u=0.0) == 1.6
-    assert backoff_delay(3, u=1.0, jitter=0.5) == 0.8
-    with pytest.raises(ValueError, match="backoff"):
-        backoff_delay(-1)
 
 
 def test_dedup_window_evicts_oldest_and_has_a_floor() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device_sim.backoff import backoff_delay
 from device_sim.battery import Battery, BatteryModel
 from device_sim.network import Link, NetworkModel, ideal_link
 from device_sim.os_battery import sysfs_battery
@@ -60,12 +59,6 @@ def test_network_markov_chain_spends_the_right_fraction_online() -> None:
     assert ideal_link().transfer_seconds(10**9) == 0.0
     assert ideal_link().advance(model, 1e9, rng).online
 
-
-def test_backoff_is_capped_and_jittered() -> None:
-    assert backoff_delay(0, 0.5, base=1.0) == 0.5
-    assert backoff_delay(3, 0.999, base=1.0, cap=5.0) <= 5.0
-    assert backoff_delay(100, 1.0, base=1.0, cap=30.0) == 30.0
-    assert backoff_delay(5, 0.0) == 0.0
 
 
 def test_sysfs_battery(tmp_path: Path) -> None:
