@@ -9,6 +9,7 @@ up at ``connect_rate`` per second, and the stopper.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,16 +50,21 @@ async def run_fleet(
         asyncio.Semaphore(settings.concurrency), executor, stop, time.monotonic(),
     )
     devices: list[SimDevice] = []
+    tasks: list[asyncio.Task[None]] = []
     server = None
     if settings.metrics_port:
         server, _ = start_http_server(settings.metrics_port, registry=registry)
+    watchdog = asyncio.create_task(_recancel(stop, tasks), name="fleet/recancel")
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(_stopper(stop, settings.duration), name="fleet/stopper")
-            tg.create_task(_starter(tg, shared, devices), name="fleet/starter")
+            tg.create_task(_starter(tg, shared, devices, tasks), name="fleet/starter")
     except* _Stopped:
         log.info("fleet of %d devices stopped", len(devices))
     finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
         executor.shutdown(wait=True, cancel_futures=True)
         if server is not None:
             server.shutdown()
@@ -76,7 +82,27 @@ async def _stopper(stop: asyncio.Event, duration: float | None) -> None:
     raise _Stopped
 
 
-async def _starter(tg: asyncio.TaskGroup, shared: Shared, devices: list[SimDevice]) -> None:
+async def _recancel(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel device tasks again while they linger after the stop.
+
+    On Python 3.11, ``asyncio.wait_for`` can swallow a cancellation that arrives as
+    its inner operation completes; a device inside aiomqtt's disconnect then waits out
+    the client's 30 s timeout and holds up the whole TaskGroup. A repeated cancel
+    reaches it at its next await.
+    """
+    await stop.wait()
+    await asyncio.sleep(1.0)
+    while any(not t.done() for t in tasks):
+        for t in tasks:
+            if not t.done():
+                t.cancel()
+        await asyncio.sleep(0.5)
+
+
+async def _starter(
+    tg: asyncio.TaskGroup, shared: Shared, devices: list[SimDevice],
+    tasks: list[asyncio.Task[None]],
+) -> None:
     s = shared.settings
     began = time.monotonic()
     for k in range(s.count):
@@ -86,6 +112,6 @@ async def _starter(tg: asyncio.TaskGroup, shared: Shared, devices: list[SimDevic
             await asyncio.sleep(delay)
         device = SimDevice(k, shared)
         devices.append(device)
-        tg.create_task(device.link(), name=f"{device.device}/link")
-        tg.create_task(device.drive(), name=f"{device.device}/drive")
+        tasks.append(tg.create_task(device.link(), name=f"{device.device}/link"))
+        tasks.append(tg.create_task(device.drive(), name=f"{device.device}/drive"))
     log.info("fleet: %d devices started", s.count)
