@@ -30,9 +30,9 @@ from bench.codec import synthetic_delta
 from bench.common import Emitter, add_output_args, median, parse_ints, ratio
 from bench.federation import TASK, RunConfig, Trace, run_federation
 from fedmq import codec
+from fedmq.feedback import ErrorFeedback
 from fedmq.messages import Delta
 from fedmq.tasks import Params, get_task, local_seed
-from fedmq.tensors import ErrorFeedback
 
 BENCH = "wire"
 SIZE_ENCODINGS = ("f32", "f16", "f16+zlib", "q8:0", "q8:256", "q8:256+zlib", "topk:0.1:q8",

@@ -48,10 +48,10 @@ from device_sim.fetch import Fetched, ModelFetch, Refused
 from device_sim.policy import ALWAYS, Conditions
 from fedmq import codec
 from fedmq.errors import DecodeError, EncodeError, RejectReason
+from fedmq.feedback import ErrorFeedback
 from fedmq.limits import Limits
 from fedmq.messages import Ack, Delta, DeviceStatus, ModelMeta
 from fedmq.tasks import Params, local_seed
-from fedmq.tensors import ErrorFeedback
 from fedmq.topics import TopicKind, Topics
 
 log = logging.getLogger(__name__)

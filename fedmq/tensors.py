@@ -21,7 +21,8 @@ Compression (``+zlib``) is lossless and applies to the ``data`` field only.
 zlib was chosen over zstd: PROTOCOL.md ("Compression") quotes the measurement
 (``python -m bench.codec``); the sizes are close, and zlib is in every
 language's standard library and on microcontrollers (miniz), which matters more
-for devices than zstd's speed.
+for devices than zstd's speed. Encodings are named by
+:class:`fedmq.encoding.EncodingSpec`; error feedback is in :mod:`fedmq.feedback`.
 """
 
 from __future__ import annotations
@@ -35,75 +36,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fedmq.errors import ConfigError, DecompressionBomb, EncodeError, LimitExceeded, TensorError
+from fedmq.encoding import ENCODINGS, TOPK_VALUES, EncodingSpec
+from fedmq.errors import DecompressionBomb, EncodeError, LimitExceeded, TensorError
 from fedmq.limits import DEFAULT_LIMITS, Limits
 
 F32Array = npt.NDArray[np.float32]
 
-ENCODINGS = ("f32", "f16", "q8", "topk")
-TOPK_VALUES = ("f16", "q8")
 F16_MAX = 65504.0
 F32_MAX = float(np.finfo(np.float32).max)
 # largest q8 scale: 127 * scale must stay finite in float32 (the encoder's is max|x| / 127)
 Q8_MAX_SCALE = float(np.nextafter(np.float32(F32_MAX / 127), np.float32(0)))
 _ITEM = {"f32": 4, "f16": 2}
 _ZLIB_LEVEL = 6
-
-
-@dataclass(frozen=True, slots=True)
-class EncodingSpec:
-    """How a device encodes its delta, parsed from strings such as ``q8:256+zlib``.
-
-    Grammar: ``f32`` | ``f16`` | ``q8[:BLOCK]`` | ``topk[:FRACTION[:f16|q8]]``,
-    optionally followed by ``+zlib``. ``BLOCK`` 0 means one scale per tensor.
-    """
-
-    kind: str = "f32"
-    block: int = 0
-    fraction: float = 0.01
-    values: str = "f16"
-    compress: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in ENCODINGS:
-            raise ConfigError(f"unknown encoding {self.kind!r}; choose one of {ENCODINGS}")
-        if self.block < 0:
-            raise ConfigError(f"q8 block must be >= 0, got {self.block}")
-        if not 0.0 < self.fraction <= 1.0:
-            raise ConfigError(f"topk fraction must be in (0, 1], got {self.fraction}")
-        if self.values not in TOPK_VALUES:
-            raise ConfigError(f"topk values must be one of {TOPK_VALUES}, got {self.values!r}")
-
-    @property
-    def lossy(self) -> bool:
-        return self.kind != "f32"
-
-    @classmethod
-    def parse(cls, text: str) -> EncodingSpec:
-        body, plus, comp = text.strip().partition("+")
-        if plus and comp != "zlib":
-            raise ConfigError(f"unknown compression {comp!r} in {text!r}; only 'zlib'")
-        kind, *args = body.split(":")
-        try:
-            if kind == "q8" and len(args) <= 1:
-                return cls("q8", block=int(args[0]) if args else 0, compress=bool(plus))
-            if kind == "topk" and len(args) <= 2:
-                fraction = float(args[0]) if args else 0.01
-                values = args[1] if len(args) == 2 else "f16"
-                return cls("topk", fraction=fraction, values=values, compress=bool(plus))
-            if kind in ("f32", "f16") and not args:
-                return cls(kind, compress=bool(plus))
-        except ValueError as exc:
-            raise ConfigError(f"bad encoding spec {text!r}: {exc}") from exc
-        raise ConfigError(f"bad encoding spec {text!r}")
-
-    def __str__(self) -> str:
-        text = self.kind
-        if self.kind == "q8":
-            text += f":{self.block}"
-        elif self.kind == "topk":
-            text += f":{self.fraction!r}:{self.values}"
-        return text + ("+zlib" if self.compress else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,33 +334,13 @@ def decode_tensors(tensors: Mapping[str, Tensor]) -> dict[str, F32Array]:
     return {name: t.decode() for name, t in tensors.items()}
 
 
-class ErrorFeedback:
-    """Carries what a lossy encoding dropped into the next update (EF-SGD).
-
-    ``encode(delta)`` sends ``delta + residual`` and keeps the new residual
-    ``(delta + residual) - decoded``. Summed over updates, what the receiver
-    got differs from what the device meant to send by exactly the current
-    residual, whose size is bounded by one encoding's error.
-    """
-
-    def __init__(self, spec: EncodingSpec | str) -> None:
-        self.spec = EncodingSpec.parse(spec) if isinstance(spec, str) else spec
-        self.residual: dict[str, F32Array] = {}
-
-    def encode(self, delta: Mapping[str, npt.ArrayLike]) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        residual: dict[str, F32Array] = {}
-        for name, value in delta.items():
-            x = np.asarray(value, dtype=np.float32)
-            prev = self.residual.get(name)
-            corrected = x + prev if prev is not None and prev.shape == x.shape else x
-            tensor = Tensor.encode(corrected, self.spec)
-            out[name] = tensor
-            if self.spec.lossy:
-                residual[name] = (corrected - tensor.decode()).astype(np.float32)
-        self.residual = residual
-        return out
-
-    def reset(self) -> None:
-        """Forget residuals (after a model shape change or a dropped update)."""
-        self.residual = {}
+__all__ = [  # EncodingSpec and its names stay importable from here, where they began
+    "ENCODINGS",
+    "TOPK_VALUES",
+    "EncodingSpec",
+    "F32Array",
+    "Tensor",
+    "decode_tensors",
+    "encode_tensors",
+    "zlib_bound",
+]

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedmq.tensors import EncodingSpec, ErrorFeedback, Tensor
+from fedmq.feedback import ErrorFeedback
+from fedmq.tensors import EncodingSpec, Tensor
 
 LOSSY = ["f16", "q8:0", "q8:8", "topk:0.1:f16", "topk:0.25:q8", "topk:0.05:q8+zlib"]
 
