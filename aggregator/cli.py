@@ -14,16 +14,10 @@ from prometheus_client import CollectorRegistry
 from aggregator.settings import Settings
 from aggregator.staleness import Staleness
 from fedmq.brokerurl import BrokerURL
-from fedmq.cli import add_common, env_default
+from fedmq.cli import add_common, add_option
 from fedmq.errors import FedmqError
 
 log = logging.getLogger(__name__)
-
-
-def _opt(parser: argparse.ArgumentParser, name: str, default: Any, cast: Any, text: str) -> None:
-    env = "FEDMQ_" + name.upper().replace("-", "_")
-    parser.add_argument(f"--{name}", type=cast, default=env_default(name, default, cast),
-                        help=f"{text} (env {env}, default {default})")
 
 
 def register(subparsers: Any) -> None:
@@ -32,24 +26,24 @@ def register(subparsers: Any) -> None:
         description="Staleness-weighted buffered averaging (FedAsync/FedBuff) or sync FedAvg.",
     )
     add_common(p, broker_default="mqtt://127.0.0.1:1883")
-    _opt(p, "mode", "async", str, "async (FedBuff/FedAsync) or sync (FedAvg rounds)")
-    _opt(p, "buffer", 10, int, "K: deltas per version in async mode (1 = FedAsync)")
-    _opt(p, "min-buffer", 1, int, "K_min: flush at the buffer timeout only with this many")
-    _opt(p, "buffer-timeout", 30.0, float, "seconds after the first buffered delta to flush")
-    _opt(p, "staleness", "fedbuff", str, "constant | polynomial:a | hinge:a,b | fedbuff")
-    _opt(p, "max-staleness", 20, int, "reject deltas staler than this many versions")
-    _opt(p, "server-lr", 1.0, float, "server learning rate eta (async mode)")
-    _opt(p, "state-dir", "./aggregator-state", str, "directory of the durable state")
-    _opt(p, "metrics-port", 0, int, "Prometheus port, 0 = off")
-    _opt(p, "cohort", 10, int, "sync: deltas per round")
-    _opt(p, "round-deadline", 60.0, float, "sync: seconds a round waits for its cohort")
-    _opt(p, "max-packet", 0, int, "chunk models larger than this many bytes, 0 = never")
-    _opt(p, "max-norm", 0.0, float, "reject deltas with a larger L2 norm, 0 = no bound")
-    _opt(p, "client-id", "", str, "MQTT client id (default fedmq-aggregator-<task>)")
-    _opt(p, "dedup-window", 10_000, int, "remember at least this many folded update ids")
-    _opt(p, "receive-maximum", 32, int,
+    add_option(p, "mode", "async", str, "async (FedBuff/FedAsync) or sync (FedAvg rounds)")
+    add_option(p, "buffer", 10, int, "K: deltas per version in async mode (1 = FedAsync)")
+    add_option(p, "min-buffer", 1, int, "K_min: flush at the buffer timeout only with this many")
+    add_option(p, "buffer-timeout", 30.0, float, "seconds after the first buffered delta to flush")
+    add_option(p, "staleness", "fedbuff", str, "constant | polynomial:a | hinge:a,b | fedbuff")
+    add_option(p, "max-staleness", 20, int, "reject deltas staler than this many versions")
+    add_option(p, "server-lr", 1.0, float, "server learning rate eta (async mode)")
+    add_option(p, "state-dir", "./aggregator-state", str, "directory of the durable state")
+    add_option(p, "metrics-port", 0, int, "Prometheus port, 0 = off")
+    add_option(p, "cohort", 10, int, "sync: deltas per round")
+    add_option(p, "round-deadline", 60.0, float, "sync: seconds a round waits for its cohort")
+    add_option(p, "max-packet", 0, int, "chunk models larger than this many bytes, 0 = never")
+    add_option(p, "max-norm", 0.0, float, "reject deltas with a larger L2 norm, 0 = no bound")
+    add_option(p, "client-id", "", str, "MQTT client id (default fedmq-aggregator-<task>)")
+    add_option(p, "dedup-window", 10_000, int, "remember at least this many folded update ids")
+    add_option(p, "receive-maximum", 32, int,
          "MQTT 5 Receive Maximum: deltas held in memory at most; 0 = MQTT 3.1.1 only")
-    _opt(p, "max-held-mib", 64, int, "MiB of deltas held before the socket is not read")
+    add_option(p, "max-held-mib", 64, int, "MiB of deltas held before the socket is not read")
     p.set_defaults(func=main)
 
 
