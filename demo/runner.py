@@ -137,6 +137,8 @@ def _component_settings(
         else None, "time_scale": s.time_scale, "concurrency": s.concurrency,
         "encoding": EncodingSpec.parse(s.encoding), "seed": s.seed,
     }
+    if s.mode == "sync":  # FedAvg: a random cohort per version, and the round waits for it
+        fleet_kwargs.update(rounds=True, concurrency=agg.cohort)
     fleet = (FleetSettings(broker=url, **fleet_kwargs)  # type: ignore[arg-type]
              if s.realistic else FleetSettings.ideal(url, **fleet_kwargs))
     return agg, fleet
