@@ -50,3 +50,11 @@ def test_embedded_broker_port_falls_back_when_the_usual_one_is_busy() -> None:
         port = pick_port("127.0.0.1", taken)
     assert port != taken
     assert port > 0
+
+
+def test_sync_demo_runs_fedavg_rounds(tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "fedmq", "demo", "--mode", "sync", "--ideal", "--devices",
+            "10", "--target-accuracy", "0.6", "--timeout", "40", "--out", str(tmp_path)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=90, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "reached 0.6: yes" in out.stdout
