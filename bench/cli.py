@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,8 +26,15 @@ SCENARIOS: dict[str, tuple[str, str]] = {
 }
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Python's default SIGTERM ends the process without unwinding, which would leave
+    # the scenario's private mosquitto running; SystemExit runs every ``finally``.
+    raise SystemExit(128 + signum)
+
+
 def run_scenario(name: str, argv: Sequence[str]) -> int:
     """Import the scenario's module and run its ``main`` with ``argv``."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     module = importlib.import_module(SCENARIOS[name][0])
     main: Callable[[list[str]], int | None] = module.main
     return int(main(list(argv)) or 0)
