@@ -14,6 +14,7 @@ from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
+from broker.mosquitto import free_port
 from fedmq.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,7 @@ def pick_port(host: str, preferred: int = USUAL_PORT) -> int:
     """``preferred`` when nobody listens there, else a free port chosen by the OS."""
     if preferred and port_is_free(host, preferred):
         return preferred
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port(host)
 
 
 class _SnapshotIterDict(dict[str, Any]):

@@ -14,13 +14,19 @@ from broker.mosquitto import Mosquitto
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def _require_mosquitto() -> None:
-    if shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto"):
-        return
-    message = "mosquitto is not installed (apt-get install mosquitto)"
+def require_binary(name: str, package: str, *, also: str | None = None) -> str:
+    """The path of ``name`` (or ``also``); missing fails under CI=true and skips elsewhere."""
+    path = shutil.which(name) or (also if also and os.path.exists(also) else None)
+    if path is not None:
+        return path
+    message = f"{name} is not installed (apt-get install {package})"
     if IN_CI:
-        pytest.fail(message)  # in CI a missing broker is a failure, never a skip
+        pytest.fail(message)  # in CI a missing service is a failure, never a skip
     pytest.skip(message)
+
+
+def _require_mosquitto() -> None:
+    require_binary("mosquitto", "mosquitto", also="/usr/sbin/mosquitto")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from broker import conf, passwd
 from broker.mosquitto import Mosquitto, free_port
-from tests.conftest import IN_CI
+from tests.conftest import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -259,12 +258,7 @@ def _compose() -> dict[str, Any]:
 
 
 def _require(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{binary} is not installed")
-        pytest.skip(f"{binary} is not installed")
-    return path
+    return require_binary(binary, "mosquitto mosquitto-clients")
 
 
 def test_compose_credential_flow_on_a_real_broker(

@@ -8,7 +8,6 @@ Waiting is polling with a generous bound, never a timed assertion.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -28,36 +27,17 @@ from paho.mqtt import publish
 
 from broker import conf, passwd
 from broker.mosquitto import Mosquitto, free_port, wait_for_port
-from tests.conftest import IN_CI
+from tests.conftest import require_binary
 from tests.unit.test_dashboards import PROMETHEUS, alert_rules, dashboard_exprs
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus, pytest.mark.slow]
 
 TASK = "digits"
 DEADLINE = 150.0  # seconds of training to wait for at most; normally ~20
-FLEET_LAUNCHER = """
-import asyncio, sys
-from prometheus_client import CollectorRegistry, start_http_server
-from device_sim.fleet import run_fleet
-from device_sim.settings import FleetSettings
-from fedmq.brokerurl import BrokerURL
-
-broker, task, count, scale, port = sys.argv[1:6]
-registry = CollectorRegistry()
-start_http_server(int(port), addr="127.0.0.1", registry=registry)
-settings = FleetSettings(BrokerURL.parse(broker), task=task, count=int(count),
-                         time_scale=float(scale), concurrency=5, metrics_port=int(port))
-asyncio.run(run_fleet(settings, registry=registry))
-"""
 
 
 def _prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("prometheus is not installed (apt-get install prometheus)")
-        pytest.skip("prometheus is not installed")
-    return binary
+    return require_binary("prometheus", "prometheus")
 
 
 @pytest.fixture
@@ -111,14 +91,11 @@ def _ready(port: int, attempts: int = 300) -> bool:
 
 
 def _fleet_command(url: str, metrics_port: int) -> list[str]:
-    if importlib.util.find_spec("device_sim.cli") is not None:
-        return [
-            sys.executable, "-m", "fedmq", "devices", "--broker", url, "--task", TASK,
-            "--count", "20", "--time-scale", "100", "--concurrency", "5",
-            "--metrics-port", str(metrics_port),
-        ]  # fmt: skip
-    # device_sim's CLI has not landed yet: run the fleet through its library entry point
-    return [sys.executable, "-c", FLEET_LAUNCHER, url, TASK, "20", "100", str(metrics_port)]
+    return [
+        sys.executable, "-m", "fedmq", "devices", "--broker", url, "--task", TASK,
+        "--count", "20", "--time-scale", "100", "--concurrency", "5",
+        "--metrics-port", str(metrics_port),
+    ]  # fmt: skip
 
 
 def test_prometheus_scrapes_training_and_every_dashboard_query_returns_data(
@@ -127,9 +104,6 @@ def test_prometheus_scrapes_training_and_every_dashboard_query_returns_data(
     tmp_path: Path,
 ) -> None:
     prometheus = _prometheus_binary()
-    # the two services under test are other packages of this repository, still landing
-    pytest.importorskip("aggregator.cli")
-    pytest.importorskip("device_sim.fleet")
     # the production broker: authentication and the ACL are part of what is tested
     secrets = {"aggregator": passwd.generate_password(), "simulator": passwd.generate_password()}
     for user, password in secrets.items():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from tests.conftest import IN_CI
+from tests.conftest import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards/grafana"
@@ -61,12 +60,7 @@ def base_names(exprs: list[str]) -> set[str]:
 
 
 def promtool() -> str:
-    binary = shutil.which("promtool")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("promtool is not installed (apt-get install prometheus)")
-        pytest.skip("promtool is not installed")
-    return binary
+    return require_binary("promtool", "prometheus")
 
 
 def test_dashboard_structure() -> None:
@@ -109,8 +103,9 @@ def test_dashboard_covers_the_issue() -> None:
 
 
 def test_metrics_in_dashboards_and_alerts_exist_in_the_code() -> None:
-    aggregator_metrics = pytest.importorskip("aggregator.metrics")
-    fleet_metrics = pytest.importorskip("device_sim.metrics")
+    import aggregator.metrics as aggregator_metrics
+    import device_sim.metrics as fleet_metrics
+
     registry = CollectorRegistry()
     aggregator_metrics.Metrics(registry, "digits")
     fleet_metrics.FleetMetrics(registry, "digits")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -12,17 +11,11 @@ import pytest
 from broker import passwd
 from fedmq.cli import main
 from fedmq.errors import ConfigError
-from tests.conftest import IN_CI
+from tests.conftest import require_binary
 
 
 def _mosquitto_passwd() -> str:
-    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    if not Path(binary).exists():
-        message = "mosquitto_passwd is not installed (apt-get install mosquitto)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
+    return require_binary("mosquitto_passwd", "mosquitto", also="/usr/bin/mosquitto_passwd")
 
 
 def test_hash_round_trip_and_format() -> None:
