@@ -84,7 +84,7 @@ class Aggregator:
         return State(
             fingerprint(self.settings.task, self.spec), self.version, self.created,
             self.params, self.buffer.sums, self.buffer.total_samples, self.buffer.count,
-            tuple(self.dedup.keys()), self.metrics, self.interval, self.chunks,
+            self.dedup.packed(), self.metrics, self.interval, self.chunks,
             self.staleness_sum, self.staleness_max,
         )
 

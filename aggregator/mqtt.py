@@ -2,7 +2,7 @@
 
 Flow control: what bounds the aggregator's memory
 -------------------------------------------------
-paho reads every PUBLISH the broker sends and aiomqtt queues it, so the only real
+paho reads every PUBLISH the broker sends and we queue it, so the only real
 bound on how many deltas sit in this process is how many the broker lets be *in
 flight* (sent, not yet PUBACKed) to us. With manual PUBACKs (see
 :mod:`aggregator.service`) every delta we hold is in flight, so:
@@ -19,7 +19,8 @@ flight* (sent, not yet PUBACKed) to us. With manual PUBACKs (see
   2.0.11 (Debian's) lets both be exceeded, measured here at 84 unacked deltas for a
   Receive Maximum of 32 and 180 for ``max_inflight_messages 100``. :class:`GatedClient`
   stops reading the socket while the deltas received and not yet PUBACKed exceed
-  ``settings.max_held_bytes``; TCP flow control then makes the broker hold the rest.
+  ``settings.max_held_bytes``, or while ``settings.queue_size`` of them wait for the
+  worker; TCP flow control then makes the broker hold the rest.
   Reading resumes as soon as the worker acknowledges a batch, which never waits for
   the socket, so the pause cannot deadlock.
 
@@ -50,7 +51,6 @@ from aggregator.settings import Settings
 # allocations: page faults, and a heap fragmented in step with the number of updates
 # (bench/memory, 1M params, K=10: peak RSS 590 -> 366 MiB at 500 updates).
 RECV_CHUNK = 256 * 1024
-INCOMING_QUEUE = 10_000  # aiomqtt's queue: far above any in-flight window
 # paho leaves Nagle on; small acks and PUBACKs then wait out delayed ACKs (~40 ms each).
 NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 PROBE_TIMEOUT = 3.0  # seconds a v5 CONNECT may take before we try 3.1.1
@@ -89,30 +89,44 @@ class ProtocolChoice:
         return replace(self, index=(self.index + 1) % len(self.order))
 
 
-def counting_queue(dropped: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """An asyncio.Queue class for aiomqtt that counts what it has to refuse."""
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One PUBLISH as the service needs it: aiomqtt's ``Message`` without the ``Topic``
+    object and the second queue it costs per message."""
 
-    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            if self.full():
-                dropped()  # aiomqtt logs and discards; unacked, so redelivered on reconnect
-            super().put_nowait(item)
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
 
-    return CountingQueue
+    @property
+    def device(self) -> str:
+        """The last topic level: the device id of ``delta/<device>`` and ``status/<device>``."""
+        return self.topic.rsplit("/", 1)[-1]
 
 
 class GatedClient(aiomqtt.Client):
-    """An aiomqtt client that stops reading its socket while it holds too many bytes.
+    """An aiomqtt client that queues what it receives in :attr:`inbox` and stops
+    reading its socket while it holds too much.
 
-    ``held`` counts payload bytes received and not yet released by :meth:`puback`.
-    Pausing removes the socket's reader from the event loop; resuming installs
-    :meth:`_read_socket`, which does what aiomqtt 2.5's own reader does.
+    It holds a message from its arrival until :meth:`puback`; while more than
+    ``max_held_bytes`` of payload or ``max_held`` messages wait, the socket's reader
+    is off the event loop. One read may overshoot: paho parses every packet already
+    in the kernel's receive buffer (up to one per message it has in flight), so the
+    bound is the limit plus one socket buffer. Nothing is ever dropped: a message
+    left unacknowledged would hold a slot of the broker's in-flight window until
+    the next connect. Resuming installs :meth:`_read_socket`, which does what
+    aiomqtt 2.5's own reader does; aiomqtt's ``messages`` iterator is unused.
     """
 
-    def __init__(self, *args: Any, max_held_bytes: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_held_bytes: int, max_held: int,
+                 dropped: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_held_bytes = max_held_bytes
-        self.held = 0
+        self.max_held = max_held
+        self.inbox: asyncio.Queue[Incoming] = asyncio.Queue()  # bounded by the gate
+        self.dropped = dropped
+        self.held = 0  # payload bytes received and not yet released by puback
         self.pauses = 0
         self._fd = -1
         self._paused = False
@@ -134,26 +148,47 @@ class GatedClient(aiomqtt.Client):
 
     def _on_message(self, client: mqtt.Client, userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
-        if not self._queue.full():  # a refused message is never released
-            self.held += len(message.payload)
-        super()._on_message(client, userdata, message)
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; never leave it in flight
+            self.dropped()
+            self._client.ack(message.mid, message.qos)
+            return
+        body = message.payload  # bytes from paho's parser; never copied here
+        item = Incoming(topic, body if isinstance(body, bytes) else bytes(body),
+                        message.mid, message.qos)
+        self.inbox.put_nowait(item)
+        self.held += len(item.payload)
         self._gate()
 
-    def puback(self, message: aiomqtt.Message) -> None:
-        """Acknowledge ``message`` to the broker (QoS 1) and release its bytes."""
-        if message.qos == 1:
-            self._client.ack(message.mid, 1)
-        self.held -= len(payload(message))
+    def puback(self, item: Incoming) -> None:
+        """Acknowledge ``item`` to the broker (QoS 1) and release what it held."""
+        if item.qos == 1:
+            self._client.ack(item.mid, 1)
+        self.held -= len(item.payload)
         self._gate()
+
+    def publish_nowait(self, topic: str, body: bytes, qos: int = 1) -> None:
+        """Hand a message to paho and return without waiting for the broker's PUBACK.
+
+        paho sends it within its in-flight window and resends it until acknowledged,
+        for as long as this connection lasts. For acks, one per delta: aiomqtt's
+        ``publish`` costs a future, a timer and a scan of every pending call per
+        message, a quarter of the aggregator's CPU at 10k parameters.
+        """
+        info = self._client.publish(topic, body, qos)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
 
     def _gate(self) -> None:
         if self._fd < 0:
             return
-        if not self._paused and self.held > self.max_held_bytes:
+        full = self.held > self.max_held_bytes or self.inbox.qsize() >= self.max_held
+        if not self._paused and full:
             self._loop.remove_reader(self._fd)
             self._paused = True
             self.pauses += 1
-        elif self._paused and self.held <= self.max_held_bytes:
+        elif self._paused and not full:
             self._loop.add_reader(self._fd, self._read_socket)
             self._paused = False
 
@@ -187,19 +222,10 @@ def make_client(settings: Settings, will: aiomqtt.Will, choice: ProtocolChoice,
         properties=props, keepalive=settings.keepalive,
         timeout=PROBE_TIMEOUT if choice.probing else TIMEOUT,
         tls_params=aiomqtt.TLSParameters() if b.tls else None,
-        max_queued_incoming_messages=INCOMING_QUEUE, queue_type=counting_queue(dropped),
         socket_options=NODELAY, max_held_bytes=settings.max_held_bytes,
+        max_held=settings.queue_size, dropped=dropped,
     )
     client.pending_calls_threshold = 1000  # acks go out concurrently by design
     # aiomqtt has no switch for this; see aggregator.service for why we need it.
     client._client.manual_ack_set(True)
     return client
-
-
-def payload(message: aiomqtt.Message) -> bytes:
-    p = message.payload
-    return p if isinstance(p, bytes) else bytes(p) if isinstance(p, bytearray) else str(p).encode()
-
-
-def topic_device(message: aiomqtt.Message) -> str:
-    return message.topic.value.rsplit("/", 1)[-1]

@@ -26,14 +26,17 @@ Delivery and durability, end to end
   speaks 5, else its own per-client limit (mosquitto ``max_inflight_messages``); see
   :mod:`aggregator.mqtt`. The broker queues the rest (up to its
   ``max_queued_messages``: size that for the fleet, past it mosquitto drops even
-  QoS 1), so our memory is O(window x delta + model), not O(backlog). Our queues
-  are bounded; the reader blocks when the worker's queue is full. aiomqtt's own
-  queue is bounded far above any in-flight window; if it ever overflows, the
-  message is counted in ``fedmq_queue_dropped_total`` and, being unacknowledged,
-  is redelivered on the next connect rather than lost.
+  QoS 1), so our memory is O(window x delta + model), not O(backlog). The client's
+  inbox is bounded by its gate (``queue_size`` messages, ``--max-held-mib``
+  bytes): past either it stops reading the socket, and the broker holds the rest.
+  Nothing is dropped, since a message never acknowledged would hold a slot of the
+  broker's window until the next connect; ``fedmq_queue_dropped_total`` counts
+  only messages with an undecodable topic, acknowledged and discarded.
 * Latency: every socket sets TCP_NODELAY (paho does not), and a sender task publishes
-  models and acks while the worker folds the next batch. Brokers should set
-  ``set_tcp_nodelay true`` too (mosquitto's default leaves Nagle on for its PUBACKs).
+  models and acks while the worker folds the next batch. Acks are handed to paho
+  without waiting for the broker's PUBACK (see :meth:`GatedClient.publish_nowait`).
+  Brokers should set ``set_tcp_nodelay true`` too (mosquitto's default leaves
+  Nagle on for its PUBACKs).
 * Decoding, folding, evaluation and the state write run in a worker thread
   (``asyncio.to_thread``); only the one worker task touches the core, and if it is
   cancelled mid-batch it waits for the thread to finish first.
@@ -53,17 +56,16 @@ from typing import TypeVar
 import aiomqtt
 from prometheus_client import CollectorRegistry, start_http_server
 
-from aggregator.core import Aggregator, Verdict
+from aggregator.core import Aggregator
 from aggregator.fleet import Fleet
 from aggregator.metrics import Metrics
 from aggregator.mqtt import (
     NODELAY,
     TIMEOUT,
     GatedClient,
+    Incoming,
     ProtocolChoice,
     make_client,
-    payload,
-    topic_device,
 )
 from aggregator.outbox import Outbox
 from aggregator.publishing import ModelSnapshot, Release, build_release, status_payload
@@ -94,10 +96,9 @@ async def finish_in_thread(fn: Callable[[], T]) -> T:
 
 @dataclass
 class Connection:
-    """What one connected session needs: reader -> queue -> worker -> outbox -> sender."""
+    """What one connected session needs: client inbox -> worker -> outbox -> sender."""
 
     client: GatedClient
-    queue: asyncio.Queue[aiomqtt.Message]
     outbox: Outbox
 
 
@@ -159,25 +160,17 @@ class Service:
                  self.settings.identifier, self.core.version)
         if ready is not None:
             ready.set()
-        conn = Connection(client, asyncio.Queue(maxsize=self.settings.queue_size), Outbox())
+        conn = Connection(client, Outbox())
         async with asyncio.TaskGroup() as tg:
-            reader = tg.create_task(self._read(conn), name="aggregator-reader")
-            tg.create_task(self._work(conn, stop, reader), name="aggregator-worker")
+            watch = tg.create_task(self._watch(client), name="aggregator-watch")
+            tg.create_task(self._work(conn, stop, watch), name="aggregator-worker")
             tg.create_task(self._send(conn), name="aggregator-sender")
         await self._publish_status(client, online=False)
 
-    async def _read(self, conn: Connection) -> None:
-        async for message in conn.client.messages:
-            parsed = self.topics.parse(message.topic.value)
-            if parsed is not None and parsed.kind is TopicKind.DELTA:
-                self.metrics.received.inc()
-                await conn.queue.put(message)
-                continue
-            if parsed is not None and parsed.kind is TopicKind.STATUS and parsed.device:
-                self._on_status(parsed.device, payload(message))
-            else:
-                log.warning("ignoring message on unexpected topic %s", message.topic.value)
-            conn.client.puback(message)
+    async def _watch(self, client: GatedClient) -> None:
+        """Ends the session when the connection breaks (the worker may be idle then)."""
+        async for _ in client.messages:  # never yields: GatedClient keeps them in its inbox
+            pass
 
     def _on_status(self, device: str, payload: bytes) -> None:
         try:
@@ -187,21 +180,19 @@ class Service:
             return
         self.metrics.devices(self.fleet.counts())
 
-    async def _work(
-        self, conn: Connection, stop: asyncio.Event, reader: asyncio.Task[None]
-    ) -> None:
+    async def _work(self, conn: Connection, stop: asyncio.Event, watch: asyncio.Task[None]) -> None:
         while True:
-            batch = await self._next_batch(conn.queue, stop)
+            batch = await self._next_batch(conn.client, stop)
             if batch is None:
                 break
-            items = [(topic_device(m), payload(m)) for m in batch]
+            items = [(m.device, m.payload) for m in batch]
             result = await finish_in_thread(functools.partial(self.worker.process, items))
             for message in batch:
                 conn.client.puback(message)  # durable (or rejected): the broker may forget it
             if result.model is not None:
                 self.latest = result.model
             conn.outbox.put(result)  # never waits: see aggregator.outbox
-        reader.cancel()
+        watch.cancel()
         conn.outbox.close()
 
     async def _send(self, conn: Connection) -> None:
@@ -209,27 +200,50 @@ class Service:
         while (result := await conn.outbox.take()) is not None:
             if result.model is not None:
                 await self._publish_model(conn.client, result.model)
-            await asyncio.gather(*(self._send_ack(conn.client, v) for v in result.verdicts))
+            for verdict in result.verdicts:  # lost with the connection? the device retries
+                conn.client.publish_nowait(self.topics.ack(verdict.ack.device), verdict.payload)
 
     async def _next_batch(
-        self, queue: asyncio.Queue[aiomqtt.Message], stop: asyncio.Event
-    ) -> list[aiomqtt.Message] | None:
-        """Up to ``batch_max`` deltas; [] when the flush timer fired; None on stop."""
-        now = time.monotonic()
-        at = self.core.deadline(now)
-        timeout = None if at is None else max(0.0, at - now)
-        get = asyncio.ensure_future(queue.get())
-        stopped = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({get, stopped}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if get not in done:
-            get.cancel()
-            return None if stopped in done else []
-        batch = [get.result()]
-        while len(batch) < self.settings.batch_max and not queue.empty():
-            batch.append(queue.get_nowait())
+        self, client: GatedClient, stop: asyncio.Event
+    ) -> list[Incoming] | None:
+        """Up to ``batch_max`` deltas; [] when the flush timer fired; None on stop.
+
+        Device status messages met on the way are handled and released here.
+        """
+        inbox, batch = client.inbox, list[Incoming]()
+        while not batch:
+            now = time.monotonic()
+            at = self.core.deadline(now)
+            timeout = None if at is None else max(0.0, at - now)
+            get = asyncio.ensure_future(inbox.get())
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({get, stopped}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if get not in done:
+                get.cancel()
+                return None if stopped in done else []
+            item = get.result()
+            while True:
+                if self._is_delta(client, item):
+                    batch.append(item)
+                if len(batch) >= self.settings.batch_max or inbox.empty():
+                    break
+                item = inbox.get_nowait()
         return batch
+
+    def _is_delta(self, client: GatedClient, item: Incoming) -> bool:
+        """True for a delta; anything else is dealt with and released here."""
+        parsed = self.topics.parse(item.topic)
+        if parsed is not None and parsed.kind is TopicKind.DELTA:
+            self.metrics.received.inc()
+            return True
+        if parsed is not None and parsed.kind is TopicKind.STATUS and parsed.device:
+            self._on_status(parsed.device, item.payload)
+        else:
+            log.warning("ignoring message on unexpected topic %s", item.topic)
+        client.puback(item)
+        return False
 
     async def _publish_model(self, client: aiomqtt.Client, snap: ModelSnapshot) -> None:
         if self.release is None or self.release.version != snap.version:
@@ -240,9 +254,6 @@ class Service:
         await self._publish_release(client, self.release)
         if self.latest is snap:
             self.latest = None  # published: a reconnect re-publishes self.release
-
-    async def _send_ack(self, client: aiomqtt.Client, verdict: Verdict) -> None:
-        await client.publish(self.topics.ack(verdict.ack.device), verdict.payload, qos=1)
 
     async def _publish_release(self, client: aiomqtt.Client, release: Release) -> None:
         pub, t = release.publication, self.topics

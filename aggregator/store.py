@@ -38,7 +38,7 @@ import msgpack
 import numpy as np
 import numpy.typing as npt
 
-from aggregator.dedup import Key
+from aggregator.dedup import PackedKeys
 from aggregator.folding import F32, F64
 from fedmq.errors import StateError
 from fedmq.modelspec import ModelSpec
@@ -67,7 +67,7 @@ class State:
     sums: dict[str, F64]
     total_samples: int = 0
     count: int = 0
-    dedup: tuple[Key, ...] = ()
+    dedup: PackedKeys = field(default_factory=PackedKeys)
     metrics: dict[str, float] = field(default_factory=dict)
     interval: float | None = None
     chunks: int = 0  # chunk count of the newest publication, to clear leftovers
@@ -93,7 +93,6 @@ def _scalars(state: State) -> dict[str, Any]:
         "created": state.created,
         "total_samples": state.total_samples,
         "count": state.count,
-        "dedup": [list(k) for k in state.dedup],
         "metrics": state.metrics,
         "interval": state.interval,
         "chunks": state.chunks,
@@ -106,16 +105,28 @@ def _state(obj: dict[str, Any], params: dict[str, F32], sums: dict[str, F64]) ->
     return State(
         obj["fingerprint"], int(obj["version"]), float(obj["created"]), params, sums,
         int(obj["total_samples"]), int(obj["count"]),
-        tuple((str(d), str(u)) for d, u in obj["dedup"]),
+        PackedKeys.of((str(d), str(u)) for d, u in obj["dedup"]),
         {str(k): float(v) for k, v in obj["metrics"].items()},
         None if obj["interval"] is None else float(obj["interval"]), int(obj["chunks"]),
         int(obj.get("staleness_sum", 0)), int(obj.get("staleness_max", 0)),  # added later
     )
 
 
+def _pack_map(fields: dict[str, Any], **encoded: bytes) -> bytes:
+    """One msgpack map of ``fields`` and of ``encoded`` values already in msgpack."""
+    packer = msgpack.Packer(use_bin_type=True)
+    parts = [packer.pack_map_header(len(fields) + len(encoded))]
+    for key, value in fields.items():
+        parts += (packer.pack(key), packer.pack(value))
+    for key, blob in encoded.items():
+        parts += (packer.pack(key), blob)
+    return b"".join(parts)
+
+
 def encode_state(state: State) -> bytes:
     """Format 1 (one msgpack document), kept for reading old state directories."""
-    body = {"format": FORMAT, **_scalars(state), "params": _arrays_to_wire(state.params),
+    body = {"format": FORMAT, **_scalars(state), "dedup": [list(k) for k in state.dedup],
+            "params": _arrays_to_wire(state.params),
             "sums": _arrays_to_wire(state.sums)}
     out: bytes = msgpack.packb(body, use_bin_type=True)
     return out
@@ -138,10 +149,10 @@ def encode_slot(state: State, seq: int) -> list[bytes | memoryview]:
     arrays: list[tuple[str, str, npt.NDArray[Any]]] = [("p", k, a) for k, a in state.params.items()]
     arrays += [("s", k, a) for k, a in state.sums.items()]
     views = [np.ascontiguousarray(a).data.cast("B") for _, _, a in arrays]
-    header: bytes = msgpack.packb(
+    header = _pack_map(
         {"format": SLOT_FORMAT, "seq": seq, **_scalars(state),
          "arrays": [[g, k, list(a.shape), a.dtype.str] for g, k, a in arrays]},
-        use_bin_type=True)
+        dedup=state.dedup.blob)
     crc = zlib.crc32(header)
     for v in views:
         crc = zlib.crc32(v, crc)

@@ -4,14 +4,15 @@ For each model size, in the same run and against the same broker:
 
 * ``e2e``: one publisher sends M f32 deltas at QoS 1; the aggregator (FedBuff, K=10),
   alone in a child process, decodes, folds, persists and acks them; the rate is M
-  over the time from the first publish to the last ack (an ack means durable).
+  over the time from the first publish until a third child, subscribed to
+  ``ack/+`` as devices are, has received the last ack (an ack means durable).
 * ``bare``: a plain aiomqtt subscriber (automatic PUBACK, does nothing), alone in a
   child process, receives the same M payloads: the rate the broker and one MQTT
   client can move them.
 
-The publisher (this process) is the same for both and never shares a process (or
-a GIL) with the side measured; on e2e it also counts the acks, which only makes
-e2e look slower.
+The publisher (this process) does the same work for both and never shares a
+process (or a GIL) with the side measured. The ack counter costs e2e a process
+on the same cores (and the broker the ack traffic) that bare does not pay.
 * ``numpy``: ``Buffer.add`` over the same already-decoded arrays: the fold alone.
 
 Reported as medians over repeats, with ``e2e/bare`` and ``e2e/numpy`` ratios.
@@ -119,34 +120,31 @@ async def spawn(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
 
 
 async def e2e_rate(broker: Mosquitto, n: int, items: list[bytes], k: int) -> float:
-    """The aggregator alone in a child process; this process publishes and counts acks."""
+    """The aggregator and an ack counter, each alone in a child process; this process
+    publishes, exactly as for ``bare``, until the counter has seen every ack."""
     with tempfile.TemporaryDirectory(prefix="fedmq-bench-") as d:
-        async with aiomqtt.Client("127.0.0.1", broker.port, socket_options=NODELAY) as sub, \
+        async with spawn("acks", broker.url, str(len(items))) as counter, \
                 spawn("aggregator", broker.url, str(n), str(k), d):
-            await sub.subscribe(TOPICS.base + "/ack/+", qos=1)
-
-            async def all_acked() -> None:
-                acks = 0
-                async for _ in sub.messages:
-                    acks += 1
-                    if acks == len(items):
-                        return
-
-            elapsed = await publish_all(broker.port, items, all_acked)
+            elapsed = await publish_all(broker.port, items, finished(counter))
         return len(items) / elapsed
 
 
 async def bare_rate(broker: Mosquitto, items: list[bytes]) -> float:
     """A plain subscriber alone in a child process; it prints a line when it has them all."""
     async with spawn("bare", broker.url, str(len(items))) as proc:
-        assert proc.stdout is not None
-        out = proc.stdout
-
-        async def all_received() -> None:
-            await out.readline()
-
-        elapsed = await publish_all(broker.port, items, all_received)
+        elapsed = await publish_all(broker.port, items, finished(proc))
     return len(items) / elapsed
+
+
+def finished(proc: asyncio.subprocess.Process) -> Callable[[], Awaitable[None]]:
+    """Waits for the line a counting child prints when it has received them all."""
+    async def wait() -> None:
+        assert proc.stdout is not None
+        if not await proc.stdout.readline():
+            raise RuntimeError("bench child died before it had them all")
+
+    return wait
+
 
 
 async def child_aggregator(url: str, n: int, k: int, state_dir: str) -> None:
@@ -162,11 +160,12 @@ async def child_aggregator(url: str, n: int, k: int, state_dir: str) -> None:
         print("ready", flush=True)
 
 
-async def child_bare(url: str, count: int) -> None:
+async def child_count(url: str, topic: str, count: int) -> None:
+    """Subscribe to ``topic``, print ``ready``, then ``done`` after ``count`` messages."""
     port = BrokerURL.parse(url).port
-    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-bare",
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-count-{os.getpid()}",
                               clean_session=True, socket_options=NODELAY) as sub:
-        await sub.subscribe(TOPICS.delta_filter, qos=1)
+        await sub.subscribe(topic, qos=1)
         print("ready", flush=True)
         got = 0
         async for _ in sub.messages:
@@ -215,8 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, size, buf, state_dir = argv[2:6]
         asyncio.run(child_aggregator(url, int(size), int(buf), state_dir))
         return 0
-    if argv[:2] == ["--child", "bare"]:
-        asyncio.run(child_bare(argv[2], int(argv[3])))
+    if argv[:2] in (["--child", "bare"], ["--child", "acks"]):
+        topic = TOPICS.delta_filter if argv[1] == "bare" else TOPICS.base + "/ack/+"
+        asyncio.run(child_count(argv[2], topic, int(argv[3])))
         return 0
     p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000,1000000")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregator.dedup import DedupWindow, window_size
+from aggregator.dedup import DedupWindow, PackedKeys, window_size
 from aggregator.staleness import Staleness
 from fedmq.errors import ConfigError
 
@@ -66,5 +66,8 @@ def test_dedup_window_evicts_oldest_and_has_a_floor() -> None:
     assert ("a", "1") not in w
     assert ("a", "2") in w
     assert w.keys() == [("a", "2"), ("b", "1")]
+    assert w.packed() == PackedKeys.of(w.keys())  # kept encoded, evictions included
+    assert list(w.packed()) == [("a", "2"), ("b", "1")]
+    assert list(DedupWindow(3).packed()) == []
     assert window_size(10, per_version=5, max_staleness=3) == 25
     assert window_size(100, per_version=5, max_staleness=3) == 100

@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 
-from aggregator.store import FILENAME, SLOTS, State, Store, decode_state, encode_state
+from aggregator.dedup import PackedKeys
+from aggregator.store import (
+    FILENAME,
+    PREFIX,
+    SLOTS,
+    State,
+    Store,
+    decode_state,
+    encode_slot,
+    encode_state,
+)
 from fedmq.errors import StateError
 
 
@@ -16,7 +27,7 @@ def state(version: int) -> State:
     return State(
         "fp", version, 123.5,
         {"w": np.full((2, 3), version, np.float32)}, {"w": np.ones((2, 3), np.float64)},
-        7, 2, (("sim-1", "u1"), ("sim-2", "u9")), {"accuracy": 0.5}, 1.5, 3,
+        7, 2, PackedKeys.of([("sim-1", "u1"), ("sim-2", "u9")]), {"accuracy": 0.5}, 1.5, 3,
     )
 
 
@@ -26,12 +37,23 @@ def test_round_trip(tmp_path: Path) -> None:
     store.save(state(4))
     got = store.load()
     assert got is not None
-    assert (got.version, got.dedup, got.metrics, got.interval, got.chunks) == (
+    assert (got.version, tuple(got.dedup), got.metrics, got.interval, got.chunks) == (
         4, (("sim-1", "u1"), ("sim-2", "u9")), {"accuracy": 0.5}, 1.5, 3)
     np.testing.assert_array_equal(got.params["w"], state(4).params["w"])
     assert got.sums["w"].dtype == np.float64
     assert got.total_samples == 7
     assert got.count == 2
+
+
+def test_slot_header_is_one_msgpack_map_with_the_dedup_window_inline() -> None:
+    """The window is spliced in pre-encoded; the header must still be the plain map
+    that any msgpack reader (and older fedmq) decodes."""
+    data = b"".join(bytes(b) for b in encode_slot(state(4), seq=9))
+    _, hlen, _, _ = PREFIX.unpack_from(data)
+    header = msgpack.unpackb(data[PREFIX.size:PREFIX.size + hlen], raw=False)
+    assert header["seq"] == 9
+    assert header["dedup"] == [["sim-1", "u1"], ["sim-2", "u9"]]
+    assert header["version"] == 4
 
 
 def test_crash_mid_write_leaves_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
