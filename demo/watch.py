@@ -1,15 +1,15 @@
 """``fedmq watch``: follow the global model as a device or an operator would see it.
 
 Subscribes to the retained ``model/meta`` (tiny) and prints a line for each
-new version. With ``save_dir`` it also fetches the full model (reassembling
-chunks), checks it against the meta's sha256 and stores it as a pickled
-scikit-learn estimator plus the raw ``.msgpack`` payload.
+new version. With ``save_dir`` it also fetches the full model as a device
+does (:class:`device_sim.fetch.ModelFetch`: chunks reassembled, checked
+against the meta's sha256, held back until its meta arrives) and stores it as
+a pickled scikit-learn estimator plus the raw ``.msgpack`` payload.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import pickle
 import time
@@ -19,13 +19,13 @@ from pathlib import Path
 
 import aiomqtt
 
+from device_sim.fetch import Fetched, ModelFetch, Refused
 from fedmq import codec
 from fedmq.brokerurl import BrokerURL
-from fedmq.chunks import Reassembler
 from fedmq.errors import DecodeError
-from fedmq.messages import ModelMessage, ModelMeta
+from fedmq.limits import DEFAULT_LIMITS
+from fedmq.messages import ModelMeta
 from fedmq.modelspec import to_estimator
-from fedmq.tensors import decode_tensors
 from fedmq.topics import TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -58,19 +58,20 @@ def describe(meta: ModelMeta) -> str:
     return "  ".join(parts)
 
 
-def save_model(payload: bytes, directory: Path) -> tuple[Path, int]:
-    """Store a model payload as ``model-vN.pkl`` (sklearn estimator) and ``.msgpack``."""
-    model = codec.decode(payload, ModelMessage)
+def save_model(model: Fetched, directory: Path) -> Path:
+    """Store a model as ``model-vN.pkl`` (sklearn estimator) and its raw ``.msgpack``."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"model-v{model.version}.msgpack").write_bytes(payload)
-    est = to_estimator(model.spec, decode_tensors(model.params))
+    (directory / f"model-v{model.version}.msgpack").write_bytes(model.payload)
     path = directory / f"model-v{model.version}.pkl"
-    path.write_bytes(pickle.dumps(est))
-    return path, model.version
+    path.write_bytes(pickle.dumps(to_estimator(model.spec, model.params)))
+    return path
 
 
 class Watcher:
-    """Pure-ish state: which versions were shown and the model being fetched."""
+    """Pure-ish state: which versions were shown and the model being fetched.
+
+    Both handlers raise :class:`DecodeError` for a malformed message.
+    """
 
     def __init__(self, settings: WatchSettings, emit: Callable[[str], None]) -> None:
         self.settings = settings
@@ -79,7 +80,7 @@ class Watcher:
         self.shown = 0
         self.pending: ModelMeta | None = None
         self.saved_version = -1
-        self.reassembler = Reassembler()
+        self.fetch = ModelFetch(settings.task, DEFAULT_LIMITS)
 
     def on_meta(self, payload: bytes) -> None:
         meta = codec.decode(payload, ModelMeta)
@@ -89,24 +90,22 @@ class Watcher:
         self.shown += 1
         self.emit(describe(meta))
         self.pending = meta
+        self._fetched(self.fetch.on_meta(meta))  # a model that came before its meta
 
     def on_model_part(self, kind: TopicKind, payload: bytes) -> None:
-        if self.settings.save_dir is None:
-            return
-        full = (
-            self.reassembler.on_model(payload)
-            if kind is TopicKind.MODEL
-            else self.reassembler.on_chunk(payload)
-        )
-        if full is None:
-            return
-        meta = self.pending
-        if meta is not None and hashlib.sha256(full).digest() != meta.sha256:
-            log.info("model payload does not match the newest meta yet; waiting")
-            return
-        path, version = save_model(full, self.settings.save_dir)
-        self.saved_version = max(self.saved_version, version)
-        self.emit(f"       saved {path}")
+        if self.settings.save_dir is not None:
+            self._fetched(self.fetch.feed(kind, payload, self.pending))
+
+    def _fetched(self, got: Fetched | Refused | None) -> None:
+        match got:
+            case Fetched() if self.settings.save_dir is not None:
+                path = save_model(got, self.settings.save_dir)
+                self.saved_version = max(self.saved_version, got.version)
+                self.emit(f"       saved {path}")
+            case Refused(kind="hash_mismatch"):
+                log.info("model payload does not match the newest meta yet; waiting")
+            case Refused(detail=detail):
+                raise DecodeError(detail)
 
     @property
     def done(self) -> bool:

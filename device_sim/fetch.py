@@ -1,28 +1,35 @@
 """Fetching the global model: reassemble (possibly chunked), verify against meta, decode.
 
-Pure helper of :class:`device_sim.agent.DeviceAgent`. A model whose sha256
-does not match the newest meta is held back (the meta for it may still be on
-its way) and re-checked when the next meta arrives.
+Pure helper of :class:`device_sim.agent.DeviceAgent` and of ``fedmq watch``
+(:class:`demo.watch.Watcher`). A model whose sha256 does not match the newest
+meta is held back (the meta for it may still be on its way) and re-checked
+when the next meta arrives.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fedmq import codec
 from fedmq.chunks import Reassembler
 from fedmq.errors import DecodeError
 from fedmq.limits import Limits
 from fedmq.messages import ModelMessage, ModelMeta
+from fedmq.modelspec import ModelSpec
 from fedmq.tasks import Params
 from fedmq.topics import TopicKind
 
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
+    """A verified model. ``spec`` and the wire ``payload`` (the bytes that matched the
+    meta's sha256) are kept for callers that store the model, like ``fedmq watch``."""
+
     version: int
     params: Params
+    spec: ModelSpec
+    payload: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,4 +74,4 @@ class ModelFetch:
             return Refused("malformed_model", str(exc))
         if model.task != self.task:
             return Refused("malformed_model", f"model of task {model.task!r}")
-        return Fetched(model.version, params)
+        return Fetched(model.version, params, model.spec, payload)
