@@ -24,6 +24,7 @@ from aggregator.validate import (
     read_delta,
 )
 from fedmq import codec
+from fedmq.codec import Payload
 from fedmq.errors import RejectReason, StateError
 from fedmq.messages import Ack
 from fedmq.modelspec import ModelSpec
@@ -88,7 +89,7 @@ class Aggregator:
             self.staleness_sum, self.staleness_max,
         )
 
-    def offer(self, topic_device: str, payload: bytes, now: float) -> Verdict:
+    def offer(self, topic_device: str, payload: Payload, now: float) -> Verdict:
         """Judge one delta payload from ``delta/<topic_device>``; fold it if accepted."""
         s = self.settings
         try:

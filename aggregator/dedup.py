@@ -8,7 +8,7 @@ update's base version, and a late copy of it is refused as too stale instead.
 
 Why keys are kept encoded: the window is saved with every durable batch, and a full
 window (10,000 keys by default) re-encoded each time cost milliseconds per save.
-Each key is encoded once, on insertion, so a save costs one ``bytes.join``.
+Each key is encoded once, on insertion, so a save costs one copy of contiguous bytes.
 """
 
 from __future__ import annotations
@@ -53,13 +53,20 @@ class PackedKeys:
 
 
 class DedupWindow:
-    """Remembers the last ``capacity`` keys in insertion order."""
+    """Remembers the last ``capacity`` keys in insertion order.
+
+    The keys' encodings live back to back in one buffer, oldest first, so a save
+    copies one contiguous run of bytes; evicting moves a start offset, and the
+    buffer is compacted once half of it is dead.
+    """
 
     def __init__(self, capacity: int, keys: Iterable[Key] = ()) -> None:
         if capacity < 1:
             raise ValueError("dedup capacity must be >= 1")
         self.capacity = capacity
-        self._keys: OrderedDict[Key, bytes] = OrderedDict()  # key -> its encoding
+        self._keys: OrderedDict[Key, int] = OrderedDict()  # key -> length of its encoding
+        self._blob = bytearray()
+        self._start = 0  # where the oldest live encoding begins in _blob
         for key in keys:
             self.add(key)
 
@@ -70,15 +77,23 @@ class DedupWindow:
         return len(self._keys)
 
     def add(self, key: Key) -> None:
-        self._keys[key] = _pack_key(key)
-        self._keys.move_to_end(key)
+        """Remember ``key`` (a key already remembered keeps its place)."""
+        if key in self._keys:
+            return
+        encoded = _pack_key(key)
+        self._keys[key] = len(encoded)
+        self._blob += encoded
         while len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
+            _, size = self._keys.popitem(last=False)
+            self._start += size
+        if self._start > len(self._blob) // 2:
+            del self._blob[:self._start]
+            self._start = 0
 
     def keys(self) -> list[Key]:
         return list(self._keys)
 
     def packed(self) -> PackedKeys:
-        """The window as saved: one header and a join of the keys' stored encodings."""
+        """The window as saved: an array header and the live run of encodings."""
         head = _PACKER.pack_array_header(len(self._keys))
-        return PackedKeys(head + b"".join(self._keys.values()))
+        return PackedKeys(b"".join((head, memoryview(self._blob)[self._start:])))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from fedmq import codec
+from fedmq.codec import Payload
 from fedmq.messages import DeviceStatus
 
 
@@ -14,7 +15,7 @@ class Fleet:
     def __init__(self) -> None:
         self._state: dict[str, str] = {}
 
-    def on_status(self, device: str, payload: bytes) -> None:
+    def on_status(self, device: str, payload: Payload) -> None:
         """Feed one status payload; an empty one (retained message cleared) forgets the
         device. Raises DecodeError on junk."""
         if not payload:

@@ -74,6 +74,7 @@ from aggregator.store import Store
 from aggregator.worker import ModelSource, Worker
 from fedmq import codec
 from fedmq.backoff import backoff_delay
+from fedmq.codec import Payload
 from fedmq.errors import DecodeError
 from fedmq.tasks import get_task
 from fedmq.topics import TopicKind
@@ -172,7 +173,7 @@ class Service:
         async for _ in client.messages:  # never yields: GatedClient keeps them in its inbox
             pass
 
-    def _on_status(self, device: str, payload: bytes) -> None:
+    def _on_status(self, device: str, payload: Payload) -> None:
         try:
             self.fleet.on_status(device, payload)
         except DecodeError as exc:

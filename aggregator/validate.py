@@ -16,6 +16,7 @@ import numpy as np
 
 from aggregator.folding import F32
 from fedmq import codec
+from fedmq.codec import Payload
 from fedmq.errors import (
     DecodeError,
     LimitExceeded,
@@ -83,7 +84,7 @@ def _bad_encoding(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def read_delta(payload: bytes, topic_device: str, task: str, limits: Limits) -> Delta:
+def read_delta(payload: Payload, topic_device: str, task: str, limits: Limits) -> Delta:
     """The delta in ``payload`` sent on ``delta/<topic_device>``; raises DeltaRejected."""
     try:
         obj = codec.unpack(payload, limits)
@@ -96,7 +97,7 @@ def read_delta(payload: bytes, topic_device: str, task: str, limits: Limits) -> 
     if bad is not None:
         raise DeltaRejected(RejectReason.DTYPE_MISMATCH, bad, device=device, update_id=uid)
     try:
-        delta = codec.decode(payload, Delta, limits)
+        delta = codec.from_envelope(obj, Delta, limits)  # parsed once, above
     except DecodeError as exc:
         raise DeltaRejected(_reason_of(exc), str(exc), device=device, update_id=uid) from exc
     if delta.device != topic_device:

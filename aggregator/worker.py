@@ -21,6 +21,7 @@ from aggregator.metrics import Metrics
 from aggregator.publishing import ModelSnapshot, Release, build_release
 from aggregator.settings import Settings
 from aggregator.store import Store
+from fedmq.codec import Payload
 from fedmq.modelspec import ModelSpec
 from fedmq.tasks import Dataset, Params
 
@@ -96,7 +97,7 @@ class Worker:
             self.save()  # remember how many chunks may be retained, to clear them later
         return release
 
-    def process(self, items: list[tuple[str, bytes]]) -> BatchResult:
+    def process(self, items: list[tuple[str, Payload]]) -> BatchResult:
         """Judge and fold ``items`` ((topic device, payload) pairs), flushing when due; an
         empty list just checks the flush timer. State is durable when this returns."""
         t0 = time.perf_counter()

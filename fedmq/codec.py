@@ -20,6 +20,7 @@ from fedmq.limits import DEFAULT_LIMITS, Limits
 from fedmq.messages import BY_KIND, Message
 
 M = TypeVar("M", bound=Message)
+Payload = bytes | bytearray  # as received: the aggregator takes paho's buffer uncopied
 
 
 def encode(message: Message) -> bytes:
@@ -34,7 +35,7 @@ def _no_ext(code: int, data: bytes) -> Any:
     raise MalformedMessage(f"msgpack extension type {code} is not allowed")
 
 
-def unpack(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+def unpack(payload: Payload, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """The envelope map of ``payload`` after size, version and shape checks."""
     if not isinstance(payload, bytes | bytearray | memoryview):
         raise MalformedMessage("payload must be bytes")
@@ -70,16 +71,29 @@ def unpack(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
 
 
 @overload
-def decode(payload: bytes, expect: type[M], limits: Limits = ...) -> M: ...
+def decode(payload: Payload, expect: type[M], limits: Limits = ...) -> M: ...
 @overload
-def decode(payload: bytes, expect: None = None, limits: Limits = ...) -> Message: ...
+def decode(payload: Payload, expect: None = None, limits: Limits = ...) -> Message: ...
 
 
 def decode(
-    payload: bytes, expect: type[M] | None = None, limits: Limits = DEFAULT_LIMITS
+    payload: Payload, expect: type[M] | None = None, limits: Limits = DEFAULT_LIMITS
 ) -> Message:
     """Decode untrusted bytes into a message, optionally insisting on its type."""
-    obj = unpack(payload, limits)
+    return from_envelope(unpack(payload, limits), expect, limits)
+
+
+@overload
+def from_envelope(obj: dict[str, Any], expect: type[M], limits: Limits = ...) -> M: ...
+@overload
+def from_envelope(obj: dict[str, Any], expect: None = None, limits: Limits = ...) -> Message: ...
+
+
+def from_envelope(
+    obj: dict[str, Any], expect: type[M] | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Message:
+    """The message in an envelope :func:`unpack` returned (so a caller that looked
+    inside first does not parse the payload twice)."""
     kind = obj.get("kind")
     cls = BY_KIND.get(kind) if isinstance(kind, str) else None
     if cls is None:

@@ -71,3 +71,18 @@ def test_dedup_window_evicts_oldest_and_has_a_floor() -> None:
     assert list(DedupWindow(3).packed()) == []
     assert window_size(10, per_version=5, max_staleness=3) == 25
     assert window_size(100, per_version=5, max_staleness=3) == 100
+
+
+@given(capacity=st.integers(1, 8),
+       keys=st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from("0123456789")),
+                     max_size=60))
+def test_dedup_window_matches_a_plain_list(capacity: int, keys: list[tuple[str, str]]) -> None:
+    """Eviction, compaction and repeats keep the encoded window equal to a reference."""
+    w, ref = DedupWindow(capacity), list[tuple[str, str]]()
+    for key in keys:
+        w.add(key)
+        if key not in ref:
+            ref = [*ref, key][-capacity:]
+        assert w.keys() == ref
+        assert list(w.packed()) == ref
+        assert w.packed() == PackedKeys.of(ref)
