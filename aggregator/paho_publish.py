@@ -35,8 +35,12 @@ class OwnedPacket(bytearray):
     paho drops its reference to a packet's buffer once the packet is handled, so
     the decoder can strip the header in place (a prefix ``del`` on a bytearray moves
     a start offset, it copies nothing) and hand the buffer over. The payload is then
-    a bytearray, which only a client that asked for it (by reading into one) sees.
+    a bytearray, which only a client that asked for it (by reading into one) sees,
+    and a PUBLISH without properties gets the shared :data:`NO_PROPERTIES`.
     """
+
+
+NO_PROPERTIES = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]  # read-only
 
 
 def _decode(header: int, packet: bytes | bytearray,
@@ -60,16 +64,19 @@ def _decode(header: int, packet: bytes | bytearray,
                 raise MalformedPacket("PUBLISH too short for its packet id")
             mid = int.from_bytes(view[pos:pos + 2], "big")
             pos += 2
+        owned = packet if isinstance(packet, OwnedPacket) else None
         properties = None
         if protocol == MQTTProtocolVersion.MQTTv5:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             length, used = VariableByteIntegers.decode(bytes(view[pos:pos + _VBI_MAX]))  # type: ignore[no-untyped-call]
             end = pos + used + length
             if end > size:
                 raise MalformedPacket("PUBLISH properties longer than the packet")
-            properties.unpack(bytes(view[pos:end]))  # type: ignore[no-untyped-call]
+            if owned is not None and length == 0:
+                properties = NO_PROPERTIES  # a third of the cost of a small PUBLISH
+            else:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.unpack(bytes(view[pos:end]))  # type: ignore[no-untyped-call]
             pos = end
-        owned = packet if isinstance(packet, OwnedPacket) else None
         payload = owned if owned is not None else bytes(view[pos:])
     if owned is not None:
         del owned[:pos]  # after the view is released: a bytearray with views can't resize

@@ -4,15 +4,16 @@ For each model size, in the same run and against the same broker:
 
 * ``e2e``: one publisher sends M f32 deltas at QoS 1; the aggregator (FedBuff, K=10),
   alone in a child process, decodes, folds, persists and acks them; the rate is M
-  over the time from the first publish until a third child, subscribed to
-  ``ack/+`` as devices are, has received the last ack (an ack means durable).
+  over the time from the first publish until a ``mosquitto_sub`` subscribed to
+  ``ack/+``, as devices are, has received the last ack (an ack means durable).
 * ``bare``: a plain aiomqtt subscriber (automatic PUBACK, does nothing), alone in a
   child process, receives the same M payloads: the rate the broker and one MQTT
   client can move them.
 
 The publisher (this process) does the same work for both and never shares a
-process (or a GIL) with the side measured. The ack counter costs e2e a process
-on the same cores (and the broker the ack traffic) that bare does not pay.
+process (or a GIL) with the side measured. The broker routes the acks too, on the
+same two cores: e2e pays for that, bare does not. Each aggregator's persistent
+session is ended after its run, or the broker would queue later deltas for it.
 * ``numpy``: ``Buffer.add`` over the same already-decoded arrays: the fold alone.
 
 Reported as medians over repeats, with ``e2e/bare`` and ``e2e/numpy`` ratios.
@@ -120,17 +121,47 @@ async def spawn(*args: str) -> AsyncIterator[asyncio.subprocess.Process]:
 
 
 async def e2e_rate(broker: Mosquitto, n: int, items: list[bytes], k: int) -> float:
-    """The aggregator and an ack counter, each alone in a child process; this process
-    publishes, exactly as for ``bare``, until the counter has seen every ack."""
+    """The aggregator alone in a child process and a ``mosquitto_sub`` counting its acks;
+    this process publishes, exactly as for ``bare``, until the counter has them all."""
     cid = f"bench-{time.monotonic_ns()}"
     with tempfile.TemporaryDirectory(prefix="fedmq-bench-") as d:
         try:
-            async with spawn("acks", broker.url, str(len(items))) as counter, \
+            async with ack_counter(broker, len(items), Path(d)) as all_acked, \
                     spawn("aggregator", broker.url, str(n), str(k), d, cid):
-                elapsed = await publish_all(broker.port, items, finished(counter))
+                elapsed = await publish_all(broker.port, items, all_acked)
         finally:
             await forget_session(broker.port, cid)
         return len(items) / elapsed
+
+
+@asynccontextmanager
+async def ack_counter(
+    broker: Mosquitto, count: int, workdir: Path
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """``mosquitto_sub`` subscribed to ``ack/+`` at QoS 1, as devices are; yields a wait
+    that returns once it has received ``count`` acks. A C client stands in for the
+    devices, which run elsewhere: a Python one cost the shared cores a sixth of a core."""
+    log = workdir / "acks.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            "stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
+            "-t", TOPICS.base + "/ack/+", "-C", str(count), "-d", "-F", "",
+            stdout=out, stderr=asyncio.subprocess.STDOUT)
+    try:
+        while b"SUBACK" not in log.read_bytes():  # its debug output (line-buffered)
+            if proc.returncode is not None:
+                raise RuntimeError(f"mosquitto_sub exited: {log.read_text()[-500:]}")
+            await asyncio.sleep(0.01)
+
+        async def all_acked() -> None:
+            if await proc.wait() != 0:
+                raise RuntimeError(f"mosquitto_sub failed: {log.read_text()[-500:]}")
+
+        yield all_acked
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def forget_session(port: int, identifier: str) -> None:
@@ -171,12 +202,12 @@ async def child_aggregator(url: str, n: int, k: int, state_dir: str, cid: str) -
         print("ready", flush=True)
 
 
-async def child_count(url: str, topic: str, count: int) -> None:
-    """Subscribe to ``topic``, print ``ready``, then ``done`` after ``count`` messages."""
+async def child_bare(url: str, count: int) -> None:
+    """Subscribe to the deltas, print ``ready``, then ``done`` after ``count`` of them."""
     port = BrokerURL.parse(url).port
-    async with aiomqtt.Client("127.0.0.1", port, identifier=f"bench-count-{os.getpid()}",
+    async with aiomqtt.Client("127.0.0.1", port, identifier="bench-bare",
                               clean_session=True, socket_options=NODELAY) as sub:
-        await sub.subscribe(topic, qos=1)
+        await sub.subscribe(TOPICS.delta_filter, qos=1)
         print("ready", flush=True)
         got = 0
         async for _ in sub.messages:
@@ -202,7 +233,7 @@ def count_for(n: int, tiny: bool) -> int:
 
 
 async def run(emit: Emitter, sizes: Sequence[int], repeats: int, tiny: bool, k: int) -> None:
-    with Mosquitto(max_queued_messages=1_000_000) as broker:
+    with Mosquitto(max_queued_messages=1_000_000, extra_config=["set_tcp_nodelay true"]) as broker:
         for n in sizes:
             items = payloads(n, count_for(n, tiny))
             runs: dict[str, list[float]] = {"e2e": [], "bare": [], "numpy": []}
@@ -225,9 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, size, buf, state_dir, cid = argv[2:7]
         asyncio.run(child_aggregator(url, int(size), int(buf), state_dir, cid))
         return 0
-    if argv[:2] in (["--child", "bare"], ["--child", "acks"]):
-        topic = TOPICS.delta_filter if argv[1] == "bare" else TOPICS.base + "/ack/+"
-        asyncio.run(child_count(argv[2], topic, int(argv[3])))
+    if argv[:2] == ["--child", "bare"]:
+        asyncio.run(child_bare(argv[2], int(argv[3])))
         return 0
     p = argparse.ArgumentParser(prog="bench.ingest", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000,1000000")
