@@ -59,6 +59,7 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 PROBE_TIMEOUT = 3.0  # seconds a v5 CONNECT may take before we try 3.1.1
 TIMEOUT = 10.0  # aiomqtt's default for every other operation
 NEVER_EXPIRES = 0xFFFFFFFF  # MQTT 5 session expiry interval meaning "never"
+PUBLISHER_SUFFIX = "-out"  # client id of the outbound connection: the inbound id plus this
 
 V5, V311 = aiomqtt.ProtocolVersion.V5, aiomqtt.ProtocolVersion.V311
 
@@ -173,18 +174,6 @@ class GatedClient(aiomqtt.Client):
         self.held -= len(item.payload)
         self._gate()
 
-    def publish_nowait(self, topic: str, body: bytes, qos: int = 1) -> None:
-        """Hand a message to paho and return without waiting for the broker's PUBACK.
-
-        paho sends it within its in-flight window and resends it until acknowledged,
-        for as long as this connection lasts. For acks, one per delta: aiomqtt's
-        ``publish`` costs a future, a timer and a scan of every pending call per
-        message, a quarter of the aggregator's CPU at 10k parameters.
-        """
-        info = self._client.publish(topic, body, qos)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish message")
-
     def _gate(self) -> None:
         if self._fd < 0:
             return
@@ -210,9 +199,9 @@ class GatedClient(aiomqtt.Client):
                 self._disconnected.set_exception(exc)
 
 
-def make_client(settings: Settings, will: aiomqtt.Will, choice: ProtocolChoice,
+def make_client(settings: Settings, choice: ProtocolChoice,
                 dropped: Callable[[], None]) -> GatedClient:
-    """A persistent-session client with manual PUBACKs, for ``choice.current``."""
+    """The inbound connection: a persistent session with manual PUBACKs, gated."""
     paho_publish.install()  # one copy of each delta instead of five
     b, v5 = settings.broker, choice.current is V5
     props = None
@@ -222,7 +211,7 @@ def make_client(settings: Settings, will: aiomqtt.Will, choice: ProtocolChoice,
         props.SessionExpiryInterval = NEVER_EXPIRES
     client = GatedClient(
         b.host, b.port, username=b.username, password=b.password,
-        identifier=settings.identifier, protocol=choice.current, will=will,
+        identifier=settings.identifier, protocol=choice.current,
         clean_session=None if v5 else False,  # 3.1.1's persistent session...
         clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # ...and MQTT 5's
         properties=props, keepalive=settings.keepalive,
@@ -231,7 +220,40 @@ def make_client(settings: Settings, will: aiomqtt.Will, choice: ProtocolChoice,
         socket_options=NODELAY, max_held_bytes=settings.max_held_bytes,
         max_held=settings.queue_size, dropped=dropped,
     )
-    client.pending_calls_threshold = 1000  # acks go out concurrently by design
     # aiomqtt has no switch for this; see aggregator.service for why we need it.
     client._client.manual_ack_set(True)
     return client
+
+
+def make_publisher(settings: Settings, will: aiomqtt.Will,
+                   choice: ProtocolChoice) -> aiomqtt.Client:
+    """The outbound connection: models, acks and status, and the last will.
+
+    Apart from the inbound one because replies share a connection's byte stream:
+    here a PUBACK would queue behind every delta the broker had in flight to us,
+    and with paho's in-flight window full of acks waiting for theirs, a model
+    publish waited for seconds, timed out, and cost a reconnect.
+    """
+    b = settings.broker
+    client = aiomqtt.Client(
+        b.host, b.port, username=b.username, password=b.password,
+        identifier=f"{settings.identifier}{PUBLISHER_SUFFIX}", protocol=choice.current,
+        will=will, clean_session=True if choice.current is V311 else None,
+        keepalive=settings.keepalive, timeout=PROBE_TIMEOUT if choice.probing else TIMEOUT,
+        tls_params=aiomqtt.TLSParameters() if b.tls else None, socket_options=NODELAY,
+    )
+    client.pending_calls_threshold = 1000  # chunks go out concurrently by design
+    return client
+
+
+def publish_nowait(client: aiomqtt.Client, topic: str, body: bytes, qos: int = 1) -> None:
+    """Hand a message to paho and return without waiting for the broker's PUBACK.
+
+    paho sends it within its in-flight window and resends it until acknowledged,
+    for as long as the connection lasts. For acks, one per delta: aiomqtt's
+    ``publish`` costs a future, a timer and a scan of every pending call per
+    message, a quarter of the aggregator's CPU at 10k parameters.
+    """
+    info = client._client.publish(topic, body, qos)
+    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        raise aiomqtt.MqttCodeError(info.rc, "could not publish message")

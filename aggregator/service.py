@@ -2,9 +2,12 @@
 
 Delivery and durability, end to end
 -----------------------------------
-* One persistent MQTT session (5 or 3.1.1, see :mod:`aggregator.mqtt`) with a fixed
-  client id, subscribed to ``delta/+`` and ``status/+`` at QoS 1: deltas published while
-  the aggregator is down are queued by the broker and delivered when it returns.
+* Two connections (MQTT 5 or 3.1.1, see :mod:`aggregator.mqtt`). Inbound: one
+  persistent session with a fixed client id, subscribed to ``delta/+`` and
+  ``status/+`` at QoS 1: deltas published while the aggregator is down are queued by
+  the broker and delivered when it returns. Outbound (id + ``-out``, carrying the
+  last will): models, acks and our status, whose PUBACKs must not queue behind the
+  deltas in flight to us (see :func:`aggregator.mqtt.make_publisher`).
 * **PUBACK after persistence.** paho normally sends the PUBACK of a QoS 1 message
   as soon as aiomqtt's callback has put it in a queue, i.e. before we looked at it;
   a SIGKILL then would lose it. We switch paho to ``manual_ack`` and send the PUBACK
@@ -34,7 +37,7 @@ Delivery and durability, end to end
   only messages with an undecodable topic, acknowledged and discarded.
 * Latency: every socket sets TCP_NODELAY (paho does not), and a sender task publishes
   models and acks while the worker folds the next batch. Acks are handed to paho
-  without waiting for the broker's PUBACK (see :meth:`GatedClient.publish_nowait`).
+  without waiting for the broker's PUBACK (see :func:`aggregator.mqtt.publish_nowait`).
   Brokers should set ``set_tcp_nodelay true`` too (mosquitto's default leaves
   Nagle on for its PUBACKs).
 * Decoding, folding, evaluation and the state write run in a worker thread
@@ -58,6 +61,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from aggregator.core import Aggregator
 from aggregator.fleet import Fleet
+from aggregator.heap import pin_mmap_threshold
 from aggregator.metrics import Metrics
 from aggregator.mqtt import (
     NODELAY,
@@ -66,6 +70,8 @@ from aggregator.mqtt import (
     Incoming,
     ProtocolChoice,
     make_client,
+    make_publisher,
+    publish_nowait,
 )
 from aggregator.outbox import Outbox
 from aggregator.publishing import ModelSnapshot, Release, build_release, status_payload
@@ -97,9 +103,10 @@ async def finish_in_thread(fn: Callable[[], T]) -> T:
 
 @dataclass
 class Connection:
-    """What one connected session needs: client inbox -> worker -> outbox -> sender."""
+    """What one connected session needs: inbox -> worker -> outbox -> sender -> publisher."""
 
-    client: GatedClient
+    client: GatedClient  # inbound: deltas and device status
+    publisher: aiomqtt.Client  # outbound: models, acks, our status and will
     outbox: Outbox
 
 
@@ -114,10 +121,10 @@ class Service:
         self.release: Release | None = None  # the newest model encoded
         self.latest: ModelSnapshot | None = None  # the newest model made
 
-    def _client(self, choice: ProtocolChoice) -> GatedClient:
+    def _publisher(self, choice: ProtocolChoice) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.aggregator_status,
                             status_payload(self.core, online=False, ts=time.time()), 1, True)
-        return make_client(self.settings, will, choice, self.metrics.dropped.inc)
+        return make_publisher(self.settings, will, choice)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         """Connect, serve, reconnect with backoff, until ``stop`` is set."""
@@ -129,10 +136,11 @@ class Service:
         while not stop.is_set():
             connected = False
             try:
-                async with self._client(choice) as client:
+                async with make_client(self.settings, choice, self.metrics.dropped.inc) as client, \
+                        self._publisher(choice) as publisher:
                     connected, attempt = True, 0
-                    client.timeout = TIMEOUT  # the short v5 probe timeout was for CONNECT only
-                    await self._session(client, stop, ready)
+                    client.timeout = publisher.timeout = TIMEOUT  # the probe was for CONNECT
+                    await self._session(Connection(client, publisher, Outbox()), stop, ready)
             except* aiomqtt.MqttError as group:  # raised bare, or from the session's TaskGroup
                 log.warning("broker connection lost or refused (MQTT %s): %s",
                             choice.current.name, group.exceptions[0])
@@ -148,29 +156,28 @@ class Service:
                 continue
 
     async def _session(
-        self, client: GatedClient, stop: asyncio.Event, ready: asyncio.Event | None
+        self, conn: Connection, stop: asyncio.Event, ready: asyncio.Event | None
     ) -> None:
-        await client.subscribe(self.topics.delta_filter, qos=1)
-        await client.subscribe(self.topics.status_filter, qos=1)
-        await self._publish_status(client, online=True)
-        if self.latest is not None:  # made, but maybe not published when the session broke
-            await self._publish_model(client, self.latest)
-        elif self.release is not None:
-            await self._publish_release(client, self.release)  # the broker may have lost it
-        log.info("connected to %s as %s at version %d", self.settings.broker,
-                 self.settings.identifier, self.core.version)
-        if ready is not None:
-            ready.set()
-        conn = Connection(client, Outbox())
+        # A persistent session gets its queued deltas right after CONNACK, ahead of the
+        # SUBACK: the worker must already be folding them (so reopening the gate).
+        client, publisher = conn.client, conn.publisher
         async with asyncio.TaskGroup() as tg:
-            watch = tg.create_task(self._watch(client), name="aggregator-watch")
-            tg.create_task(self._work(conn, stop, watch), name="aggregator-worker")
+            watches = [tg.create_task(self._watch(c), name="aggregator-watch")
+                       for c in (client, publisher)]
+            tg.create_task(self._work(conn, stop, watches), name="aggregator-worker")
             tg.create_task(self._send(conn), name="aggregator-sender")
-        await self._publish_status(client, online=False)
+            await client.subscribe(self.topics.delta_filter, qos=1)
+            await client.subscribe(self.topics.status_filter, qos=1)
+            await self._publish_status(publisher, online=True)
+            log.info("connected to %s as %s at version %d", self.settings.broker,
+                     self.settings.identifier, self.core.version)
+            if ready is not None:
+                ready.set()
+        await self._publish_status(publisher, online=False)
 
-    async def _watch(self, client: GatedClient) -> None:
-        """Ends the session when the connection breaks (the worker may be idle then)."""
-        async for _ in client.messages:  # never yields: GatedClient keeps them in its inbox
+    async def _watch(self, client: aiomqtt.Client) -> None:
+        """Ends the session when a connection breaks (the worker may be idle then)."""
+        async for _ in client.messages:  # never yields: nothing lands in aiomqtt's queue
             pass
 
     def _on_status(self, device: str, payload: Payload) -> None:
@@ -181,7 +188,9 @@ class Service:
             return
         self.metrics.devices(self.fleet.counts())
 
-    async def _work(self, conn: Connection, stop: asyncio.Event, watch: asyncio.Task[None]) -> None:
+    async def _work(
+        self, conn: Connection, stop: asyncio.Event, watches: list[asyncio.Task[None]]
+    ) -> None:
         while True:
             batch = await self._next_batch(conn.client, stop)
             if batch is None:
@@ -193,16 +202,27 @@ class Service:
             if result.model is not None:
                 self.latest = result.model
             conn.outbox.put(result)  # never waits: see aggregator.outbox
-        watch.cancel()
+        for watch in watches:
+            watch.cancel()
         conn.outbox.close()
 
     async def _send(self, conn: Connection) -> None:
-        """Publish the newest model, then acks, while the worker folds the next batch."""
+        """Publish the newest model, then acks, while the worker folds the next batch.
+
+        The sender is the only task that publishes models, so versions reach the
+        broker in order; it starts with the newest one, which the last session may
+        not have published, or the broker may have lost.
+        """
+        publisher = conn.publisher
+        if self.latest is not None:
+            await self._publish_model(publisher, self.latest)
+        elif self.release is not None:
+            await self._publish_release(publisher, self.release)
         while (result := await conn.outbox.take()) is not None:
             if result.model is not None:
-                await self._publish_model(conn.client, result.model)
+                await self._publish_model(publisher, result.model)
             for verdict in result.verdicts:  # lost with the connection? the device retries
-                conn.client.publish_nowait(self.topics.ack(verdict.ack.device), verdict.payload)
+                publish_nowait(publisher, self.topics.ack(verdict.ack.device), verdict.payload)
 
     async def _next_batch(
         self, client: GatedClient, stop: asyncio.Event
@@ -285,6 +305,7 @@ async def run_aggregator(
     task's initial parameters), serves metrics on ``settings.metrics_port`` unless it
     is 0, and returns after a clean shutdown: state durable, offline status published.
     """
+    pin_mmap_threshold()  # before the first delta is allocated; see aggregator.heap
     metrics = Metrics(registry, settings.task)
     source = task if task is not None else get_task(settings.task)
     worker = await asyncio.to_thread(Worker.open, settings, source, Store(settings.state_dir),

@@ -336,3 +336,25 @@ def test_a_burst_past_the_gate_is_all_folded(
         assert all(a.accepted for a in w.acks)
 
     run(body)
+
+
+def test_a_backlog_past_the_gate_at_connect_is_folded(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # The broker delivers a persistent session's queue right after CONNACK, before the
+    # replies to our SUBSCRIBE and PUBLISH; with the gate shut by the backlog, those
+    # replies arrive only if the worker is already folding (and acknowledging).
+    s = settings(mosquitto, tmp_path, buffer=5, max_held_bytes=1, queue_size=1,
+                 max_staleness=100)
+    count = 40
+
+    async def body() -> None:
+        async with aggregator(s):
+            pass  # creates the persistent session and its subscriptions
+        async with watcher(mosquitto) as w:
+            w.client.pending_calls_threshold = 10 * count
+            await asyncio.gather(*(w.publish("sim-00001", delta_payload(
+                "sim-00001", f"q{i}", 0, 1, i % 3)) for i in range(count)))
+            async with aggregator(s):
+                await w.until(lambda w: len(w.acks) == count)
+        assert all(a.accepted for a in w.acks)
+
+    run(body)
