@@ -22,6 +22,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,29 @@ def _decode(header: int, packet: bytes | bytearray,
 
 decode_publish: Any = _packet.convert_exception(_decode)  # paho's error mapping, too
 
+ORIGINAL_PUBACK = _packet.decode_puback
+PUBACK_OK = ReasonCode(PacketTypes.PUBACK)  # read-only
+PUBACK_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
+
+
+def decode_puback(header: int, packet: bytes | bytearray,
+                  protocol: MQTTProtocolVersion) -> _packet.PubackPacket:
+    """paho's ``decode_puback``, minus two fresh objects per MQTT 3.1.1 PUBACK.
+
+    A 3.1.1 PUBACK is just a packet id; paho builds a ``ReasonCode`` and a
+    ``Properties`` for each anyway, which was most of the cost of an ack (one per
+    delta). Those get shared read-only instances; MQTT 5 goes to paho's own.
+    """
+    if protocol == MQTTProtocolVersion.MQTTv5 or len(packet) != 2:
+        result: _packet.PubackPacket = ORIGINAL_PUBACK(header, packet, protocol)
+        return result
+    return _packet.PubackPacket(mid=int.from_bytes(packet, "big"), reason=PUBACK_OK,
+                                properties=PUBACK_NO_PROPERTIES)
+
 
 def install() -> bool:
-    """Use :func:`decode_publish` in every paho client of this process (idempotent).
+    """Use :func:`decode_publish` and :func:`decode_puback` in every paho client of
+    this process (idempotent).
 
     Returns False, leaving paho alone, on a paho other than the one it mirrors.
     """
@@ -100,4 +121,5 @@ def install() -> bool:
         log.info("paho %s: keeping its own PUBLISH decoder", paho.mqtt.__version__)
         return False
     _packet.decode_publish = decode_publish
+    _packet.decode_puback = decode_puback
     return True

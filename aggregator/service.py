@@ -2,10 +2,10 @@
 
 Delivery and durability, end to end
 -----------------------------------
-* Two connections (MQTT 5 or 3.1.1, see :mod:`aggregator.mqtt`). Inbound: one
+* Two connections (see :mod:`aggregator.mqtt`). Inbound (MQTT 5 or 3.1.1): one
   persistent session with a fixed client id, subscribed to ``delta/+`` and
   ``status/+`` at QoS 1: deltas published while the aggregator is down are queued by
-  the broker and delivered when it returns. Outbound (id + ``-out``, carrying the
+  the broker and delivered when it returns. Outbound (3.1.1, id + ``-out``, with the
   last will): models, acks and our status, whose PUBACKs must not queue behind the
   deltas in flight to us (see :func:`aggregator.mqtt.make_publisher`).
 * **PUBACK after persistence.** paho normally sends the PUBACK of a QoS 1 message
@@ -61,7 +61,6 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from aggregator.core import Aggregator
 from aggregator.fleet import Fleet
-from aggregator.heap import pin_mmap_threshold
 from aggregator.metrics import Metrics
 from aggregator.mqtt import (
     NODELAY,
@@ -121,10 +120,10 @@ class Service:
         self.release: Release | None = None  # the newest model encoded
         self.latest: ModelSnapshot | None = None  # the newest model made
 
-    def _publisher(self, choice: ProtocolChoice) -> aiomqtt.Client:
+    def _publisher(self) -> aiomqtt.Client:
         will = aiomqtt.Will(self.topics.aggregator_status,
                             status_payload(self.core, online=False, ts=time.time()), 1, True)
-        return make_publisher(self.settings, will, choice)
+        return make_publisher(self.settings, will)
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None) -> None:
         """Connect, serve, reconnect with backoff, until ``stop`` is set."""
@@ -137,9 +136,9 @@ class Service:
             connected = False
             try:
                 async with make_client(self.settings, choice, self.metrics.dropped.inc) as client, \
-                        self._publisher(choice) as publisher:
+                        self._publisher() as publisher:
                     connected, attempt = True, 0
-                    client.timeout = publisher.timeout = TIMEOUT  # the probe was for CONNECT
+                    client.timeout = TIMEOUT  # the short v5 probe timeout was for CONNECT only
                     await self._session(Connection(client, publisher, Outbox()), stop, ready)
             except* aiomqtt.MqttError as group:  # raised bare, or from the session's TaskGroup
                 log.warning("broker connection lost or refused (MQTT %s): %s",
@@ -305,7 +304,6 @@ async def run_aggregator(
     task's initial parameters), serves metrics on ``settings.metrics_port`` unless it
     is 0, and returns after a clean shutdown: state durable, offline status published.
     """
-    pin_mmap_threshold()  # before the first delta is allocated; see aggregator.heap
     metrics = Metrics(registry, settings.task)
     source = task if task is not None else get_task(settings.task)
     worker = await asyncio.to_thread(Worker.open, settings, source, Store(settings.state_dir),

@@ -14,7 +14,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from aggregator import paho_publish
-from aggregator.paho_publish import ORIGINAL, OwnedPacket, decode_publish
+from aggregator.paho_publish import (
+    ORIGINAL,
+    ORIGINAL_PUBACK,
+    OwnedPacket,
+    decode_puback,
+    decode_publish,
+)
 
 V311, V5 = MQTTProtocolVersion.MQTTv311, MQTTProtocolVersion.MQTTv5
 
@@ -90,10 +96,28 @@ def test_truncated_packets_are_malformed(packet: bytes) -> None:
         decode_publish(0x32, bytearray(packet), V311)
 
 
-def test_install_is_idempotent_and_replaces_pahos_decoder() -> None:
+def puback_outcome(fn: Any, packet: bytes, protocol: MQTTProtocolVersion) -> Any:
+    try:
+        p = fn(0x40, bytearray(packet), protocol)
+    except MalformedPacket:
+        return "malformed"
+    return p.mid, str(p.reason), p.reason.value, str(p.properties)
+
+
+@settings(max_examples=300)
+@given(packet=st.binary(max_size=8), v5=st.booleans())
+def test_pubacks_decode_as_paho(packet: bytes, v5: bool) -> None:
+    protocol = V5 if v5 else V311
+    assert puback_outcome(decode_puback, packet, protocol) == \
+        puback_outcome(ORIGINAL_PUBACK, packet, protocol)
+
+
+def test_install_is_idempotent_and_replaces_pahos_decoders() -> None:
     try:
         assert paho_publish.install()
         assert paho_publish.install()
         assert _packet.decode_publish is decode_publish
+        assert _packet.decode_puback is decode_puback
     finally:
         _packet.decode_publish = ORIGINAL
+        _packet.decode_puback = ORIGINAL_PUBACK
