@@ -58,6 +58,20 @@ class AgentSettings:
     reconnect_max: int = 60
 
 
+@dataclass(frozen=True, slots=True)
+class _Puback:
+    """paho's word that publish ``mid`` completed; the agent thread maps it to an update.
+
+    paho calls ``on_publish`` holding its outgoing-message lock, so that callback must
+    not wait for a lock the agent thread holds around ``publish()`` (which takes
+    paho's): that order deadlocked. Only the agent thread touches the mid map, and a
+    PUBACK that beats ``publish()``'s return waits in the inbox until it has.
+    """
+
+    mid: int
+    failed: bool
+
+
 class PahoAgent:
     """Run with :meth:`run` until ``stop`` is set; counts are in :attr:`counts`."""
 
@@ -69,9 +83,8 @@ class PahoAgent:
         self.conditions = conditions
         self.agent = DeviceAgent(settings.agent)
         self.counts: dict[str, int] = {}
-        self._inbox: queue.Queue[Event] = queue.Queue(INBOX)
-        self._mids: dict[int, str] = {}  # publish mid -> update id
-        self._lock = threading.Lock()
+        self._inbox: queue.Queue[Event | _Puback] = queue.Queue(INBOX)
+        self._mids: dict[int, str] = {}  # publish mid -> update id (agent thread only)
         self.client = self._client()
 
     def _client(self) -> mqtt.Client:
@@ -93,7 +106,7 @@ class PahoAgent:
 
     # -- paho's thread: only enqueue ----------------------------------------------
 
-    def _put(self, event: Event) -> None:
+    def _put(self, event: Event | _Puback) -> None:
         try:
             self._inbox.put_nowait(event)
         except queue.Full:
@@ -115,14 +128,7 @@ class PahoAgent:
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any,
                     props: Any = None) -> None:
-        with self._lock:
-            uid = self._mids.pop(mid, None)
-        if uid is None:
-            return
-        if reason.is_failure:  # e.g. MQTT 5 "not authorized"
-            self._put(PublishFailed(time.time(), uid))
-        else:
-            self._put(PublishDone(time.time(), uid))
+        self._put(_Puback(mid, bool(reason.is_failure)))  # e.g. MQTT 5 "not authorized"
 
     # -- main thread: the agent -------------------------------------------------
 
@@ -134,9 +140,10 @@ class PahoAgent:
             last_tick = 0.0
             while not stop.is_set():
                 try:
-                    event: Event | None = self._inbox.get(timeout=s.tick)
+                    got: Event | _Puback | None = self._inbox.get(timeout=s.tick)
                 except queue.Empty:
-                    event = None
+                    got = None
+                event = self._published(got) if isinstance(got, _Puback) else got
                 if event is not None:
                     self._step(event)
                 if time.monotonic() - last_tick >= s.tick:
@@ -149,6 +156,15 @@ class PahoAgent:
                 info.wait_for_publish(timeout=2.0)
             self.client.disconnect()
             self.client.loop_stop()
+
+    def _published(self, puback: _Puback) -> Event | None:
+        """The agent's event for a completed publish (None: not a delta of ours)."""
+        uid = self._mids.pop(puback.mid, None)
+        if uid is None:
+            return None
+        if puback.failed:
+            return PublishFailed(time.time(), uid)
+        return PublishDone(time.time(), uid)
 
     def _step(self, event: Event) -> None:
         events = [event]
@@ -185,10 +201,9 @@ class PahoAgent:
         return None
 
     def _send(self, action: SendDelta) -> Event | None:
-        with self._lock:  # the PUBACK may arrive before publish() returns
-            info = self.client.publish(action.topic, action.payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return PublishFailed(time.time(), action.update_id)
-            self._mids[info.mid] = action.update_id
+        info = self.client.publish(action.topic, action.payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return PublishFailed(time.time(), action.update_id)
+        self._mids[info.mid] = action.update_id  # before its _Puback is taken: same thread
         self._count("published")
         return None
