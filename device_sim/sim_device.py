@@ -277,11 +277,13 @@ class SimDevice:
             case Subscribe(topics=topics) if self.client is not None:
                 if topics == self.agent.model_topics:
                     await self._take_slot()
+                client = self.client  # None if the link dropped while we waited for a slot
                 # the meta is retained latest-state: QoS 0 spares every device a PUBACK
                 # per version (a lost one is superseded by the next, or resent on reconnect)
                 qos = [(t, 0 if t == self._meta_topic else 1) for t in topics]
-                with contextlib.suppress(aiomqtt.MqttError):
-                    await self.client.subscribe(qos)
+                if client is not None:
+                    with contextlib.suppress(aiomqtt.MqttError):
+                        await client.subscribe(qos)
             case Unsubscribe(topics=topics) if self.client is not None:
                 with contextlib.suppress(aiomqtt.MqttError):
                     await self.client.unsubscribe(list(topics))
