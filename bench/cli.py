@@ -32,6 +32,12 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def run_module(main: Callable[[], int | None]) -> int:
+    """``python -m bench.<scenario>``: the same SIGTERM handling as ``fedmq bench``."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return int(main() or 0)
+
+
 def run_scenario(name: str, argv: Sequence[str]) -> int:
     """Import the scenario's module and run its ``main`` with ``argv``."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -133,4 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from bench.cli import run_module
+
+    sys.exit(run_module(main))

@@ -151,4 +151,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bench.cli import run_module
+
+    raise SystemExit(run_module(main))
