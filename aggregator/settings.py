@@ -35,12 +35,12 @@ class Settings:
     metrics_port: int = 0
     client_id: str | None = None  # default "fedmq-aggregator-<task>"
     dedup_window: int = 10_000
-    queue_size: int = 64  # deltas between the MQTT reader and the folding worker
-    batch_max: int = 32  # deltas folded per durable write at most
+    queue_size: int = 256  # deltas between the MQTT reader and the folding worker
+    batch_max: int = 128  # deltas folded per durable write at most
     keepalive: int = 30
     # MQTT 5 Receive Maximum: deltas the broker may have in flight to us, i.e. the most we
     # hold in memory at once (see aggregator.mqtt). 0 = speak MQTT 3.1.1 only.
-    receive_maximum: int = 32
+    receive_maximum: int = 128
     # Delta bytes held (received, not yet PUBACKed) before we stop reading the socket.
     max_held_bytes: int = 64 * 2**20
 

@@ -130,7 +130,7 @@ def _component_settings(
         buffer_timeout=5.0, round_deadline=10.0, max_staleness=20,
         client_id=f"fedmq-demo-aggregator-{s.seed}",
         # amqtt speaks only MQTT 3.1.1: skip the MQTT 5 attempt against the embedded broker
-        receive_maximum=32 if s.broker is not None else 0,
+        receive_maximum=128 if s.broker is not None else 0,
     )
     fleet_kwargs: dict[str, object] = {
         "task": s.task, "count": s.devices, "partitions": s.devices if s.task == "digits"
