@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     add_option(p, "client-id", "", str, "MQTT client id (default fedmq-aggregator-<task>)")
     add_option(p, "dedup-window", 10_000, int, "remember at least this many folded update ids")
     add_option(p, "receive-maximum", 128, int,
-         "MQTT 5 Receive Maximum: deltas held in memory at most; 0 = MQTT 3.1.1 only")
+               "MQTT 5 Receive Maximum: deltas held in memory at most; 0 = MQTT 3.1.1 only")
     add_option(p, "max-held-mib", 64, int, "MiB of deltas held before the socket is not read")
     p.set_defaults(func=main)
 

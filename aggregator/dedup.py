@@ -48,9 +48,6 @@ class PackedKeys:
         for device, update_id in msgpack.unpackb(self.blob, raw=False):
             yield str(device), str(update_id)
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
 
 class DedupWindow:
     """Remembers the last ``capacity`` keys in insertion order.

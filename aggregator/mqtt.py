@@ -131,7 +131,6 @@ class GatedClient(aiomqtt.Client):
         self.inbox: asyncio.Queue[Incoming] = asyncio.Queue()  # bounded by the gate
         self.dropped = dropped
         self.held = 0  # payload bytes received and not yet released by puback
-        self.pauses = 0
         self._fd = -1
         self._paused = False
         paho, recv = self._client, self._client._sock_recv
@@ -181,7 +180,6 @@ class GatedClient(aiomqtt.Client):
         if not self._paused and full:
             self._loop.remove_reader(self._fd)
             self._paused = True
-            self.pauses += 1
         elif self._paused and not full:
             self._loop.add_reader(self._fd, self._read_socket)
             self._paused = False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import paho.mqtt
 from paho.mqtt import _packet
 from paho.mqtt.enums import MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
@@ -113,8 +114,6 @@ def install() -> bool:
 
     Returns False, leaving paho alone, on a paho other than the one it mirrors.
     """
-    import paho.mqtt
-
     if _packet.decode_publish is decode_publish:
         return True
     if not paho.mqtt.__version__.startswith("2.2."):

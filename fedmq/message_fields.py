@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fedmq.errors import (
@@ -56,3 +57,9 @@ def tensor_map(obj: dict[str, Any], key: str, limits: Limits) -> dict[str, Tenso
 def sha256(obj: dict[str, Any]) -> bytes:
     return req_bytes(obj, "sha256", length=32)
 
+
+def wire_fields(message: Any, **converted: Any) -> dict[str, Any]:
+    """Every field of the dataclass ``message`` by name, in field order (the wire order
+    the test vectors pin), taking ``converted`` values for fields that need one."""
+    return {f.name: converted[f.name] if f.name in converted else getattr(message, f.name)
+            for f in dataclasses.fields(message)}

@@ -19,7 +19,7 @@ from fedmq.fields import (
     req_str,
 )
 from fedmq.limits import DEFAULT_LIMITS, Limits
-from fedmq.message_fields import ident, sha256, tensor_map
+from fedmq.message_fields import ident, sha256, tensor_map, wire_fields
 from fedmq.modelspec import ModelSpec
 from fedmq.tensors import Tensor
 
@@ -39,14 +39,8 @@ class ModelMessage:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "version": self.version,
-            "created": self.created,
-            "spec": self.spec.to_wire(),
-            "params": {k: t.to_wire() for k, t in self.params.items()},
-            "metrics": dict(self.metrics),
-        }
+        return wire_fields(self, spec=self.spec.to_wire(), metrics=dict(self.metrics),
+                           params={k: t.to_wire() for k, t in self.params.items()})
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> ModelMessage:
@@ -80,15 +74,7 @@ class ModelManifest:
     count: int
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "version": self.version,
-            "created": self.created,
-            "sha256": self.sha256,
-            "size": self.size,
-            "chunk_size": self.chunk_size,
-            "count": self.count,
-        }
+        return wire_fields(self)
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> ModelManifest:
@@ -121,14 +107,7 @@ class ModelChunk:
     data: bytes
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "version": self.version,
-            "sha256": self.sha256,
-            "index": self.index,
-            "count": self.count,
-            "data": self.data,
-        }
+        return wire_fields(self)
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> ModelChunk:
@@ -163,19 +142,7 @@ class ModelMeta:
     interval: float | None = None  # pacing hint: recent mean seconds between versions
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "version": self.version,
-            "created": self.created,
-            "sha256": self.sha256,
-            "size": self.size,
-            "chunks": self.chunks,
-            "metrics": dict(self.metrics),
-            "mode": self.mode,
-            "buffer": self.buffer,
-            "max_staleness": self.max_staleness,
-            "interval": self.interval,
-        }
+        return wire_fields(self, metrics=dict(self.metrics))
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> ModelMeta:

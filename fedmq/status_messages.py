@@ -17,7 +17,7 @@ from fedmq.fields import (
     req_str,
 )
 from fedmq.limits import DEFAULT_LIMITS, Limits
-from fedmq.message_fields import ident
+from fedmq.message_fields import ident, wire_fields
 from fedmq.model_messages import MODES
 
 DEVICE_STATES = ("idle", "fetching", "training", "publishing", "waiting", "offline")
@@ -41,18 +41,7 @@ class DeviceStatus:
     model_version: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "device": self.device,
-            "online": self.online,
-            "ts": self.ts,
-            "state": self.state,
-            "battery": self.battery,
-            "charging": self.charging,
-            "network": self.network,
-            "metered": self.metered,
-            "model_version": self.model_version,
-        }
+        return wire_fields(self)
 
     @classmethod
     def last_will(cls, task: str, device: str, ts: float) -> DeviceStatus:
@@ -94,13 +83,7 @@ class AggregatorStatus:
     mode: str = "async"
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "online": self.online,
-            "ts": self.ts,
-            "version": self.version,
-            "mode": self.mode,
-        }
+        return wire_fields(self)
 
     @classmethod
     def last_will(

@@ -22,7 +22,7 @@ from fedmq.fields import (
     req_str,
 )
 from fedmq.limits import DEFAULT_LIMITS, Limits
-from fedmq.message_fields import ident, tensor_map
+from fedmq.message_fields import ident, tensor_map, wire_fields
 from fedmq.tensors import Tensor
 from fedmq.topics import validate_id
 
@@ -99,17 +99,7 @@ class Ack:
             raise ConfigError("an ack has a reason exactly when it is a rejection")
 
     def to_wire(self) -> dict[str, Any]:
-        return {
-            "task": self.task,
-            "device": self.device,
-            "update_id": self.update_id,
-            "accepted": self.accepted,
-            "version": self.version,
-            "staleness": self.staleness,
-            "weight": self.weight,
-            "reason": None if self.reason is None else str(self.reason),
-            "detail": self.detail,
-        }
+        return wire_fields(self, reason=None if self.reason is None else str(self.reason))
 
     @classmethod
     def from_wire(cls, obj: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> Ack:
