@@ -51,7 +51,8 @@ class Metrics:
                               ["task", "state"], registry=r)
         self.accuracy = Gauge("fedmq_global_accuracy", "Test accuracy of the newest model",
                               t, registry=r).labels(task)
-        self.dropped = Counter("fedmq_queue_dropped", "Incoming messages dropped (queue full)",
+        self.dropped = Counter("fedmq_queue_dropped",
+            "Incoming messages discarded unread (topic not UTF-8; the inbox never drops)",
                                t, registry=r).labels(task)
         self.persist = Histogram("fedmq_state_persist_seconds", "Durable state write time",
                                  t, buckets=_SECONDS, registry=r).labels(task)

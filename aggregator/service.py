@@ -53,7 +53,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import aiomqtt
@@ -106,7 +106,8 @@ class Connection:
 
     client: GatedClient  # inbound: deltas and device status
     publisher: aiomqtt.Client  # outbound: models, acks, our status and will
-    outbox: Outbox
+    outbox: Outbox = field(default_factory=Outbox)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)  # newest model on the broker
 
 
 class Service:
@@ -139,7 +140,7 @@ class Service:
                         self._publisher() as publisher:
                     connected, attempt = True, 0
                     client.timeout = TIMEOUT  # the short v5 probe timeout was for CONNECT only
-                    await self._session(Connection(client, publisher, Outbox()), stop, ready)
+                    await self._session(Connection(client, publisher), stop, ready)
             except* aiomqtt.MqttError as group:  # raised bare, or from the session's TaskGroup
                 log.warning("broker connection lost or refused (MQTT %s): %s",
                             choice.current.name, group.exceptions[0])
@@ -168,6 +169,7 @@ class Service:
             await client.subscribe(self.topics.delta_filter, qos=1)
             await client.subscribe(self.topics.status_filter, qos=1)
             await self._publish_status(publisher, online=True)
+            await conn.synced.wait()  # "ready" promises the broker shows our newest model
             log.info("connected to %s as %s at version %d", self.settings.broker,
                      self.settings.identifier, self.core.version)
             if ready is not None:
@@ -217,6 +219,7 @@ class Service:
             await self._publish_model(publisher, self.latest)
         elif self.release is not None:
             await self._publish_release(publisher, self.release)
+        conn.synced.set()
         while (result := await conn.outbox.take()) is not None:
             if result.model is not None:
                 await self._publish_model(publisher, result.model)
@@ -277,11 +280,12 @@ class Service:
 
     async def _publish_release(self, client: aiomqtt.Client, release: Release) -> None:
         pub, t = release.publication, self.topics
+        # PROTOCOL.md order: chunks, the model (or manifest), stale chunks cleared, meta
         await asyncio.gather(*(client.publish(t.chunk(i), c, qos=1, retain=True)
                                for i, c in enumerate(pub.chunks)))
+        await client.publish(t.model, pub.model, qos=1, retain=True)
         await asyncio.gather(*(client.publish(t.chunk(i), b"", qos=1, retain=True)
                                for i in release.stale_chunks))
-        await client.publish(t.model, pub.model, qos=1, retain=True)
         await client.publish(t.meta, codec.encode(pub.meta), qos=1, retain=True)
         self.metrics.published.inc()
         self.metrics.model_bytes.set(pub.payload_size)

@@ -1,4 +1,4 @@
-"""Staleness weights ``f(s)`` of ARCHITECTURE.md, parsed from ``--staleness`` strings.
+"""Staleness weights ``f(s)`` (PROTOCOL.md, "Staleness and weighting") from ``--staleness``.
 
 ``constant`` (1), ``polynomial:a`` ((1+s)^-a), ``hinge:a,b`` (1 if s <= b else
 1/(a(s-b)+1)) and ``fedbuff`` ((1+s)^-1/2). Every weight is in (0, 1] for

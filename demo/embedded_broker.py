@@ -1,7 +1,7 @@
 """An MQTT 3.1.1 broker inside the demo's own event loop (amqtt), for zero-install runs.
 
 amqtt keeps retained messages in memory and has no persistence or shared
-subscriptions; it is about 4x slower than mosquitto (ARCHITECTURE.md). That is
+subscriptions; it is several times slower than mosquitto. That is
 fine for a laptop demo of a few dozen devices, and the demo accepts
 ``--broker`` to use a real broker instead.
 """

@@ -3,8 +3,10 @@
 Each part registers its own subcommand (``register(subparsers)``) and keeps
 its settings to itself; they are imported only when the command line names
 them, so ``fedmq watch`` does not pay for loading scikit-learn's trainers.
-Every option also reads an environment variable (``FEDMQ_<OPTION>``) so that
-compose files can configure services without command lines.
+The services' options (``aggregator``, ``devices``, ``device``) also read an
+environment variable each (``FEDMQ_<OPTION>``) so that compose files can configure
+them without command lines; ``watch`` reads it only for its broker, task, prefix and
+save directory, ``demo`` only for its broker.
 """
 
 from __future__ import annotations
